@@ -1,0 +1,320 @@
+"""Sources -> lake: every source landed as partitioned Parquet, bad records quarantined."""
+
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from inboxgraph.partitions import RECEIVED_DATE, received_date_partitions
+from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.sources import (
+    EnrichmentSource,
+    EventFolderSource,
+    HubspotContactsSource,
+    ShopDatabase,
+)
+from inboxgraph.transforms import enrichment, esp_events, hubspot, shop, web_events
+from inboxgraph.transforms.common import empty_quarantine, split_quarantine
+
+SOURCE_SPECS = {
+    "web_events": ("web", "Segment Spec events from the website and apps, as landed."),
+    "esp_events": ("esp", "SendGrid Event Webhook events (deliveries, opens, clicks, bounces)."),
+    "hubspot_contacts": ("crm", "HubSpot CRM contacts (v3 API payloads)."),
+    "shop_customers": ("shop", "The shop database's customers table."),
+    "shop_orders": ("shop", "The shop database's orders table."),
+    "shop_order_items": ("shop", "The shop database's order lines."),
+    "shop_products": ("shop", "The shop database's product catalogue."),
+    "enrichment": ("enrichment", "Third-party enrichment files, one per provider."),
+}
+
+source_specs = [
+    dg.AssetSpec(
+        key=["sources", name],
+        group_name=group,
+        description=description,
+        kinds={"file"}
+        if name not in {"shop_customers", "shop_orders", "shop_order_items", "shop_products"}
+        else {"sql"},
+        tags={"layer": "sources"},
+    )
+    for name, (group, description) in SOURCE_SPECS.items()
+]
+
+
+def _reason_counts(quarantined: pl.DataFrame) -> dict[str, int]:
+    if quarantined.is_empty():
+        return {}
+    counts = quarantined.group_by("reason").len().sort("reason")
+    return dict(zip(counts["reason"], counts["len"], strict=True))
+
+
+def _result(
+    rows_in: int,
+    landed: int,
+    quarantined: pl.DataFrame | int,
+    paths: list[str],
+    started: float,
+    **extra: object,
+) -> dg.MaterializeResult:
+    reasons = _reason_counts(quarantined) if isinstance(quarantined, pl.DataFrame) else {}
+    n_quarantined = (
+        quarantined.height if isinstance(quarantined, pl.DataFrame) else int(quarantined)
+    )
+    metadata: dict[str, object] = {
+        "dagster/row_count": landed,
+        "rows_in": rows_in,
+        "rows_landed": landed,
+        "rows_quarantined": n_quarantined,
+        "quarantine_reasons": reasons,
+        "duration_s": round(time.monotonic() - started, 3),
+        "paths": dg.MetadataValue.json(paths[:50]),
+        "partitions_written": len(paths),
+    }
+    metadata.update(extra)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# ------------------------------------------------------------------ daily event sources
+def _event_lake_asset(
+    source: str, prepare: Callable[[pl.DataFrame, date], pl.LazyFrame], columns: tuple
+) -> dg.AssetsDefinition:
+    group, description = SOURCE_SPECS[source]
+
+    @dg.asset(
+        name=source,
+        key_prefix="lake",
+        group_name=group,
+        deps=[dg.AssetKey(["sources", source])],
+        partitions_def=received_date_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"polars", "parquet"},
+        tags={"layer": "lake"},
+        description=f"{description} One row per message, partitioned by received date.",
+        required_resource_keys={"lake", f"{source}_source"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        started = time.monotonic()
+        lake: LakeResource = context.resources.lake
+        reader: EventFolderSource = getattr(context.resources, f"{source}_source")
+        landed_days = set(reader.partitions())
+        rows_in = landed = 0
+        quarantine_frames: list[pl.DataFrame] = []
+        paths: list[str] = []
+        per_partition: dict[str, dict[str, int]] = {}
+        for day in context.partition_keys:
+            partition = {RECEIVED_DATE: day}
+            if day not in landed_days:
+                lake.delete_partition("raw", source, partition)
+                lake.delete_partition("quarantine", source, partition)
+                continue
+            lines = reader.read_lines(day)
+            good, bad = split_quarantine(prepare(lines, date.fromisoformat(day)), list(columns))
+            lake.write("quarantine", source, bad, partition)
+            paths.append(lake.write("raw", source, good, partition))
+            rows_in += lines.height
+            landed += good.height
+            quarantine_frames.append(bad)
+            per_partition[day] = {
+                "in": lines.height,
+                "landed": good.height,
+                "quarantined": bad.height,
+            }
+            context.log.info(
+                f"{source} {day}: {lines.height} in, {good.height} landed, {bad.height} quarantined"
+            )
+        quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
+        return _result(
+            rows_in,
+            landed,
+            quarantined,
+            paths,
+            started,
+            per_partition=dg.MetadataValue.json(per_partition),
+        )
+
+    return _asset
+
+
+web_events_lake = _event_lake_asset("web_events", web_events.prepare, web_events.LANDED_COLUMNS)
+esp_events_lake = _event_lake_asset("esp_events", esp_events.prepare, esp_events.LANDED_COLUMNS)
+
+
+# ------------------------------------------------------------------ incremental sources
+def _batch_key() -> dict[str, str]:
+    return {"extracted_at": datetime.now().astimezone().strftime("%Y%m%dT%H%M%S%fZ")}
+
+
+def _since(lake: LakeResource, source: str, column: str, lookback: timedelta) -> datetime | None:
+    high_water_mark = lake.max_value(source, column)
+    return None if high_water_mark is None else high_water_mark - lookback
+
+
+def _land_batch(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    source: str,
+    prepared: pl.LazyFrame,
+    columns: tuple,
+    rows_in: int,
+    started: float,
+    **extra: object,
+) -> dg.MaterializeResult:
+    """Land the records not already in the lake (the lookback re-reads some) as one batch."""
+    known = lake.fingerprints(source)
+    fresh = prepared.filter(~pl.col("_fingerprint").is_in(known.implode()))
+    good, bad = split_quarantine(fresh, list(columns))
+    unchanged = rows_in - good.height - bad.height
+    paths = []
+    first_batch = not lake.files("raw", source)
+    if good.height or bad.height or first_batch:
+        batch = _batch_key()
+        if bad.height:
+            lake.write("quarantine", source, bad, batch)
+        paths.append(lake.write("raw", source, good, batch))
+    context.log.info(
+        f"{source}: {rows_in} read, {good.height} landed, {bad.height} quarantined, "
+        f"{unchanged} already in the lake"
+    )
+    return _result(rows_in, good.height, bad, paths, started, rows_unchanged=unchanged, **extra)
+
+
+@dg.asset(
+    name="hubspot_contacts",
+    key_prefix="lake",
+    group_name="crm",
+    deps=[dg.AssetKey(["sources", "hubspot_contacts"])],
+    kinds={"polars", "parquet"},
+    tags={"layer": "lake"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+)
+def hubspot_contacts_lake(
+    context: dg.AssetExecutionContext, lake: LakeResource, crm: HubspotContactsSource
+) -> dg.MaterializeResult:
+    """CRM contacts, one row per contact version, extracted incrementally by updatedAt."""
+    started = time.monotonic()
+    since = _since(lake, "hubspot_contacts", "updated_at", timedelta(minutes=crm.lookback_minutes))
+    contacts = crm.read(since)
+    return _land_batch(
+        context,
+        lake,
+        "hubspot_contacts",
+        hubspot.prepare(contacts),
+        hubspot.LANDED_COLUMNS,
+        contacts.height,
+        started,
+        since=str(since),
+    )
+
+
+def _shop_lake_asset(table: str) -> dg.AssetsDefinition:
+    source = f"shop_{table}"
+    group, description = SOURCE_SPECS[source]
+    watermark = {
+        "customers": "updated_at",
+        "orders": "updated_at",
+        "order_items": "order_updated_at",
+    }.get(table)
+
+    @dg.asset(
+        name=source,
+        key_prefix="lake",
+        group_name=group,
+        deps=[dg.AssetKey(["sources", source])],
+        kinds={"polars", "parquet"},
+        tags={"layer": "lake"},
+        description=(
+            f"{description} One row per row version, extracted incrementally by updated_at."
+            if watermark
+            else f"{description} A full snapshot, replaced on every run."
+        ),
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, lake: LakeResource, shop_db: ShopDatabase
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        if watermark is None:
+            rows = shop_db.read(table, None)
+            good, bad = split_quarantine(
+                shop.prepare(table, rows), list(shop.landed_columns(table))
+            )
+            lake.write("quarantine", source, bad)
+            path = lake.write("raw", source, good)
+            return _result(rows.height, good.height, bad, [path], started)
+        since = _since(lake, source, watermark, timedelta(minutes=shop_db.lookback_minutes))
+        rows = shop_db.read(table, since)
+        return _land_batch(
+            context,
+            lake,
+            source,
+            shop.prepare(table, rows),
+            shop.landed_columns(table),
+            rows.height,
+            started,
+            since=str(since),
+            database=shop_db.safe_url,
+        )
+
+    return _asset
+
+
+shop_lake_assets = [_shop_lake_asset(t) for t in ("customers", "orders", "order_items", "products")]
+
+
+@dg.asset(
+    name="enrichment",
+    key_prefix="lake",
+    group_name="enrichment",
+    deps=[dg.AssetKey(["sources", "enrichment"])],
+    kinds={"polars", "parquet"},
+    tags={"layer": "lake"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+)
+def enrichment_lake(
+    context: dg.AssetExecutionContext, lake: LakeResource, enrichment_files: EnrichmentSource
+) -> dg.MaterializeResult:
+    """Enrichment attributes, one row per address and provider (each file a full snapshot)."""
+    started = time.monotonic()
+    rows_in = landed = 0
+    paths: list[str] = []
+    quarantine_frames = []
+    for path in enrichment_files.files():
+        provider = path.stem
+        rows = enrichment_files.read(path)
+        good, bad = split_quarantine(
+            enrichment.prepare(rows, provider), list(enrichment.LANDED_COLUMNS)
+        )
+        lake.write("quarantine", "enrichment", bad, {"provider": provider})
+        paths.append(lake.write("raw", "enrichment", good, {"provider": provider}))
+        rows_in += rows.height
+        landed += good.height
+        quarantine_frames.append(bad)
+    if not paths and not lake.files("raw", "enrichment"):
+        empty = pl.DataFrame(
+            schema={
+                "email": pl.String,
+                "provider": pl.String,
+                "attributes": pl.String,
+                "_source_file": pl.String,
+                "_line": pl.Int64,
+                "_fingerprint": pl.UInt64,
+            }
+        )
+        paths.append(lake.write("raw", "enrichment", empty, {"provider": "none"}))
+    quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
+    context.log.info(
+        f"enrichment: {rows_in} read, {landed} landed, {quarantined.height} quarantined"
+    )
+    return _result(rows_in, landed, quarantined, paths, started)
+
+
+lake_assets = [
+    web_events_lake,
+    esp_events_lake,
+    hubspot_contacts_lake,
+    *shop_lake_assets,
+    enrichment_lake,
+]

@@ -1,0 +1,28 @@
+-- One row per person: what the ESP saw of their email (sends, opens, clicks).
+with events as (
+    select * from {{ ref('stg_esp__events') }}
+    where occurred_at <= {{ as_of() }}
+),
+
+persons as (
+    select person_id, identifier_value as email
+    from {{ ref('int_identity__persons_assigned') }}
+    where identifier_type = 'email'
+),
+
+final as (
+    select
+        persons.person_id,
+        count(*) filter (where events.event_type = 'delivered') as emails_delivered,
+        count(*) filter (where events.event_type = 'open') as email_opens,
+        count(*) filter (where events.event_type = 'click') as email_clicks,
+        max(events.occurred_at) filter (where events.event_type = 'open') as last_open_at,
+        max(events.occurred_at) filter (where events.event_type = 'click') as last_click_at,
+        max(events.occurred_at) filter (where events.event_type in ('open', 'click'))
+            as last_email_engagement_at
+    from events
+    inner join persons on persons.email = events.email
+    group by persons.person_id
+)
+
+select * from final

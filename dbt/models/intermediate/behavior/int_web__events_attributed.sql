@@ -1,0 +1,25 @@
+-- Web events up to as-of with the person they belong to: the user id decides when present
+-- (a shared device's events go to whoever was logged in), else the anonymous id.
+with events as (
+    select * from {{ ref('int_web__events_parsed') }}
+    where occurred_at <= {{ as_of() }}
+),
+
+persons as (
+    select * from {{ ref('int_identity__persons_assigned') }}
+),
+
+final as (
+    select
+        events.*,
+        coalesce(by_user.person_id, by_device.person_id) as person_id
+    from events
+    left join persons as by_user
+        on by_user.identifier_type = 'user_id' and by_user.identifier_value = events.user_id
+    left join persons as by_device
+        on by_device.identifier_type = 'anonymous_id'
+        and by_device.identifier_value = events.anonymous_id
+)
+
+select * from final
+where person_id is not null

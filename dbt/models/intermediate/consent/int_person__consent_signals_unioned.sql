@@ -1,0 +1,57 @@
+-- Every consent-relevant signal with its person and time, from the ESP, the CRM and identify.
+with persons as (
+    select * from {{ ref('int_identity__persons_assigned') }}
+),
+
+esp as (
+    select
+        persons.person_id,
+        case
+            when events.event_type = 'spamreport' then 'complaint'
+            when events.event_type = 'bounce' then 'bounce'
+            when events.event_type = 'dropped' and lower(events.bounce_reason) like '%bounce%'
+                then 'bounce'
+            when events.event_type = 'delivered' then 'delivered'
+            when events.event_type in ('unsubscribe', 'group_unsubscribe') then 'opt_out'
+            when events.event_type = 'group_resubscribe' then 'explicit_opt_in'
+        end as signal,
+        events.occurred_at,
+        'esp_events' as source
+    from {{ ref('stg_esp__events') }} as events
+    inner join persons
+        on persons.identifier_type = 'email' and persons.identifier_value = events.email
+    where events.occurred_at <= {{ as_of() }}
+),
+
+crm as (
+    select
+        persons.person_id,
+        case when contacts.email_optout then 'opt_out' else 'crm_opt_in' end as signal,
+        contacts.updated_at as occurred_at,
+        'hubspot_contacts' as source
+    from {{ ref('stg_hubspot__contacts') }} as contacts
+    inner join persons
+        on persons.identifier_type = 'hubspot_id'
+        and persons.identifier_value = contacts.contact_id
+    where contacts.email_optout is not null and contacts.updated_at <= {{ as_of() }}
+),
+
+identify as (
+    select
+        person_id,
+        case when traits_unsubscribed then 'opt_out' else 'explicit_opt_in' end as signal,
+        occurred_at,
+        'web_events' as source
+    from {{ ref('int_web__events_attributed') }}
+    where message_type = 'identify' and (traits_unsubscribed or traits_email_opt_in)
+),
+
+final as (
+    select * from esp where signal is not null
+    union all
+    select * from crm
+    union all
+    select * from identify
+)
+
+select * from final

@@ -1,0 +1,71 @@
+-- One row per person: names and place from the CRM, the shop and identify traits (most
+-- recent first), plus third-party enrichment attributes of their addresses.
+with persons as (
+    select * from {{ ref('int_identity__persons_assigned') }}
+),
+
+observed as (
+    select persons.person_id, contacts.first_name, contacts.last_name, contacts.city,
+           contacts.country, contacts.updated_at as observed_at, 1 as source_rank
+    from {{ ref('stg_hubspot__contacts') }} as contacts
+    inner join persons on persons.identifier_type = 'hubspot_id'
+        and persons.identifier_value = contacts.contact_id
+    union all
+    select persons.person_id, customers.first_name, customers.last_name, null, null,
+           customers.updated_at, 2
+    from {{ ref('stg_shop__customers') }} as customers
+    inner join persons on persons.identifier_type = 'customer_id'
+        and persons.identifier_value = customers.customer_id
+    union all
+    select person_id, traits_first_name, traits_last_name, traits_city, traits_country,
+           occurred_at, 3
+    from {{ ref('int_web__events_attributed') }}
+    where message_type = 'identify'
+),
+
+names as (
+    select
+        person_id,
+        arg_max(first_name, observed_at) filter (where first_name is not null) as first_name,
+        arg_max(last_name, observed_at) filter (where last_name is not null) as last_name,
+        arg_max(city, observed_at) filter (where city is not null) as city,
+        arg_max(country, observed_at) filter (where country is not null) as country
+    from observed
+    group by person_id
+),
+
+enrichment as (
+    select
+        persons.person_id,
+        max({{ json_text('attributes', '$.company') }}) as company,
+        max({{ json_text('attributes', '$.job_title') }}) as job_title,
+        max({{ json_text('attributes', '$.industry') }}) as industry,
+        max({{ json_text('attributes', '$.company_size') }}) as company_size,
+        max({{ json_text('attributes', '$.age_range') }}) as age_range,
+        max({{ json_text('attributes', '$.household_income') }}) as household_income,
+        {{ list_agg('distinct provider', 'provider') }} as enrichment_providers
+    from {{ ref('stg_enrichment__attributes') }} as attributes
+    inner join persons on persons.identifier_type = 'email'
+        and persons.identifier_value = attributes.email
+    group by persons.person_id
+),
+
+final as (
+    select
+        coalesce(names.person_id, enrichment.person_id) as person_id,
+        names.first_name,
+        names.last_name,
+        names.city,
+        names.country,
+        enrichment.company,
+        enrichment.job_title,
+        enrichment.industry,
+        enrichment.company_size,
+        enrichment.age_range,
+        enrichment.household_income,
+        enrichment.enrichment_providers
+    from names
+    full outer join enrichment using (person_id)
+)
+
+select * from final

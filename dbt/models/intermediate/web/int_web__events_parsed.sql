@@ -1,0 +1,46 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns'
+    )
+}}
+
+-- The JSON payloads of web events unpacked once; a run re-reads only the newest received days.
+with events as (
+    select * from {{ ref('stg_web__events') }}
+    {% if is_incremental() %}
+    where received_date >= (select max(received_date) from {{ this }}) - 1
+    {% endif %}
+),
+
+final as (
+    select
+        event_id,
+        message_type,
+        case when {{ is_junk_identifier('anonymous_id') }} then null else anonymous_id end
+            as anonymous_id,
+        case when {{ is_junk_identifier('user_id') }} then null else user_id end as user_id,
+        case when {{ is_junk_identifier('previous_id') }} then null else previous_id end
+            as previous_id,
+        event_name,
+        occurred_at,
+        received_date,
+        email as traits_email,
+        {{ json_text('traits', '$.firstName') }} as traits_first_name,
+        {{ json_text('traits', '$.lastName') }} as traits_last_name,
+        {{ json_text('traits', '$.address.city') }} as traits_city,
+        {{ json_text('traits', '$.address.country') }} as traits_country,
+        lower({{ json_text('traits', '$.email_opt_in') }}) = 'true' as traits_email_opt_in,
+        lower({{ json_text('traits', '$.unsubscribed') }}) = 'true' as traits_unsubscribed,
+        {{ json_text('properties', '$.product_id') }} as product_id,
+        {{ json_text('properties', '$.category') }} as product_category,
+        {{ json_text('properties', '$.order_id') }} as order_id,
+        try_cast({{ json_text('properties', '$.revenue') }} as {{ dbt.type_numeric() }})
+            as revenue,
+        {{ json_text('properties', '$.path') }} as page_path
+    from events
+)
+
+select * from final

@@ -1,0 +1,115 @@
+-- One row per person: the unified profile email personalization reads, as of the run.
+with people as (
+    select person_id, count(*) as identifier_count
+    from {{ ref('int_identity__persons_assigned') }}
+    group by person_id
+),
+
+emails as (
+    select * from {{ ref('int_person__emails_ranked') }} where email_rank = 1
+),
+
+demographics as (
+    select * from {{ ref('int_person__demographics_merged') }}
+),
+
+web as (
+    select * from {{ ref('int_person__web_activity_aggregated') }}
+),
+
+engagement as (
+    select * from {{ ref('int_person__email_engagement_aggregated') }}
+),
+
+transactions as (
+    select * from {{ ref('int_person__transactions_aggregated') }}
+),
+
+carts as (
+    select * from {{ ref('int_person__open_carts') }}
+),
+
+consent as (
+    select * from {{ ref('int_person__email_status_decided') }}
+),
+
+final as (
+    select
+        people.person_id,
+        emails.email,
+        people.identifier_count,
+        {{ make_struct([
+            ('first_name', 'demographics.first_name'),
+            ('last_name', 'demographics.last_name'),
+            ('city', 'demographics.city'),
+            ('country', 'demographics.country'),
+            ('company', 'demographics.company'),
+            ('job_title', 'demographics.job_title'),
+            ('industry', 'demographics.industry'),
+            ('company_size', 'demographics.company_size'),
+            ('age_range', 'demographics.age_range'),
+            ('household_income', 'demographics.household_income'),
+            ('enrichment_providers', 'demographics.enrichment_providers'),
+        ]) }} as demographics,
+        {{ make_struct([
+            ('page_views', 'coalesce(web.page_views, 0)'),
+            ('product_views', 'coalesce(web.product_views, 0)'),
+            ('sessions', 'coalesce(web.session_count, 0)'),
+            ('first_seen_at', 'web.first_seen_at'),
+            ('last_seen_at', 'web.last_seen_at'),
+            ('last_cart_event_at', 'web.last_cart_event_at'),
+            ('days_since_last_cart_event', days_between('web.last_cart_event_at', as_of())),
+            ('product_interests', 'web.top_categories'),
+            ('recently_viewed_products', 'web.recently_viewed_products'),
+            ('emails_delivered', 'coalesce(engagement.emails_delivered, 0)'),
+            ('email_opens', 'coalesce(engagement.email_opens, 0)'),
+            ('email_clicks', 'coalesce(engagement.email_clicks, 0)'),
+            ('last_email_open_at', 'engagement.last_open_at'),
+            ('last_email_click_at', 'engagement.last_click_at'),
+            ('last_email_engagement_at', 'engagement.last_email_engagement_at'),
+            ('days_since_last_email_engagement',
+                days_between('engagement.last_email_engagement_at', as_of())),
+        ]) }} as behavior,
+        {{ make_struct([
+            ('order_count', 'coalesce(transactions.order_count, 0)'),
+            ('lifetime_value', 'coalesce(transactions.lifetime_value, 0)'),
+            ('average_order_value', 'transactions.average_order_value'),
+            ('first_order_at', 'transactions.first_order_at'),
+            ('last_order_at', 'transactions.last_order_at'),
+            ('days_since_last_order', days_between('transactions.last_order_at', as_of())),
+            ('lifetime_value_percentile', 'transactions.lifetime_value_percentile'),
+            ('lifetime_value_tier', "case when transactions.lifetime_value_percentile >= 0.9 then 'top' when transactions.lifetime_value_percentile >= 0.5 then 'high' when transactions.order_count > 0 then 'standard' else 'none' end"),
+            ('recency_score', 'transactions.recency_score'),
+            ('frequency_score', 'transactions.frequency_score'),
+            ('monetary_score', 'transactions.monetary_score'),
+            ('rfm_cell', 'transactions.rfm_cell'),
+            ('open_cart', make_struct([
+                ('product_ids', 'carts.product_ids'),
+                ('value', 'carts.cart_value'),
+                ('last_added_at', 'carts.last_added_at'),
+            ])),
+        ]) }} as transactions,
+        {{ make_struct([
+            ('email_status', "coalesce(consent.email_status, 'unknown')"),
+            ('interests', 'web.top_categories'),
+            ('communication', make_struct([
+                ('channel', "'email'"),
+                ('last_opt_in_at', 'consent.last_opt_in_at'),
+                ('last_opt_out_at', 'consent.last_opt_out_at'),
+                ('last_bounce_at', 'consent.last_bounce_at'),
+                ('complaints', 'coalesce(consent.complaints, 0)'),
+            ])),
+            ('consent_updated_at', 'consent.consent_updated_at'),
+        ]) }} as preferences,
+        {{ as_of() }} as as_of
+    from people
+    left join emails using (person_id)
+    left join demographics using (person_id)
+    left join web using (person_id)
+    left join engagement using (person_id)
+    left join transactions using (person_id)
+    left join carts using (person_id)
+    left join consent using (person_id)
+)
+
+select * from final

@@ -1,0 +1,27 @@
+with source as (
+    select * from {{ source('lake', 'enrichment') }}
+),
+
+renamed as (
+    select
+        provider || ':' || email as enrichment_id,
+        provider,
+        email,
+        attributes,
+        _source_file as source_file,
+        _line as source_line
+    from source
+    where email is not null
+),
+
+deduplicated as (
+    select *
+    from renamed
+    qualify row_number() over (partition by enrichment_id order by source_line desc) = 1
+),
+
+final as (
+    select * from deduplicated
+)
+
+select * from final

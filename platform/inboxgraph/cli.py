@@ -1,0 +1,150 @@
+"""The ``inboxgraph`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from inboxgraph.settings import ensure_environment, is_remote
+
+DEMO_PEOPLE = 2_000
+DEMO_DAYS = 120
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _parse_timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number: {text}")
+    return value
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inboxgraph.generate.writer import GenerateOptions, generate_landing
+
+    paths = ensure_environment()
+    if is_remote(paths.landing_url):
+        print(
+            "generate writes to a local landing folder; unset INBOXGRAPH_LANDING_URL "
+            "and copy the folder to object storage afterwards",
+            file=sys.stderr,
+        )
+        return 2
+    options = GenerateOptions(
+        people=args.people, days=args.days, seed=args.seed, end=args.end or datetime.now(UTC).date()
+    )
+    started = time.monotonic()
+    with tqdm(
+        total=options.people,
+        unit="people",
+        desc="generate",
+        file=sys.stderr,
+        disable=args.quiet or None,
+    ) as bar:
+        report = generate_landing(Path(paths.landing_url), options, progress=bar.update)
+    bad = sum(sum(kinds.values()) for kinds in report.bad.values())
+    print(
+        f"generated {options.people:,} people over {options.days} days ending "
+        f"{options.end} (seed {options.seed}) into {paths.landing_url} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    for source, n in sorted(report.records.items()):
+        print(f"  {source:<18} {n:>12,} records")
+    print(f"  bad records: {bad:,}; duplicates: {sum(report.duplicates.values()):,}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from inboxgraph.runner import format_summary, run_pipeline
+
+    paths = ensure_environment()
+    started = time.monotonic()
+    print(f"running the asset graph on {paths.home} (Dagster instance {paths.dagster_home})")
+    summary = run_pipeline(paths, as_of=args.as_of, full_refresh=args.full_refresh)
+    print(format_summary(summary))
+    print(f"done in {time.monotonic() - started:.1f}s")
+    return 0 if summary.succeeded and not summary.checks_failed else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    paths = ensure_environment()
+    landing = Path(paths.landing_url)
+    if landing.exists() and any(landing.iterdir()):
+        print(f"{landing} already holds data; running on it (remove it to regenerate)")
+    else:
+        args.people, args.days, args.seed, args.end = DEMO_PEOPLE, DEMO_DAYS, args.seed, None
+        code = cmd_generate(args)
+        if code:
+            return code
+    args.as_of, args.full_refresh = None, False
+    return cmd_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inboxgraph",
+        description="Customer data platform for email personalization (Dagster + dbt + DuckDB).",
+    )
+    parser.add_argument("--home", help="root of the embedded platform (INBOXGRAPH_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write realistic demo data into the landing zone")
+    gen.add_argument("--people", type=_positive, default=DEMO_PEOPLE)
+    gen.add_argument("--days", type=_positive, default=DEMO_DAYS)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--end", type=_parse_date, default=None, help="last day of data (default: today, UTC)"
+    )
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="materialize the whole asset graph through Dagster")
+    run.add_argument(
+        "--as-of",
+        type=_parse_timestamp,
+        default=None,
+        help="evaluate profiles and segments at this moment (default: now)",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild incremental warehouse models from scratch",
+    )
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate demo data (small) and run the graph on it")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.home:
+        ensure_environment(args.home)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

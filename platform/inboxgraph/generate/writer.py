@@ -1,0 +1,234 @@
+"""Write simulated footprints into the landing zone in each vendor's own format.
+
+People are processed in chunks; each chunk writes its own event files per received date, so the
+number of open files and the memory in use stay bounded whatever the number of people. Output
+bytes depend only on the seed, the window and the chunk size (gzip headers carry no time).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import orjson
+
+from inboxgraph.generate import catalog
+from inboxgraph.generate.people import Footprint, PersonSimulator
+
+HUBSPOT_PAGE_SIZE = 100
+ENRICHMENT_COLUMNS = {
+    "firmographics": ("email", "company", "job_title", "industry", "company_size"),
+    "demographics": ("email", "age_range", "household_income", "has_children"),
+}
+
+SHOP_SCHEMA = """
+create table customers (
+    customer_id integer primary key, email text, first_name text, last_name text,
+    created_at text not null, updated_at text not null);
+create table products (
+    product_id text primary key, name text not null, category text, price numeric);
+create table orders (
+    order_id text primary key, customer_id integer, status text, total numeric,
+    currency text, created_at text, updated_at text not null);
+create table order_items (
+    order_id text not null, product_id text not null, quantity integer, unit_price numeric);
+create index orders_updated_at on orders(updated_at);
+create index customers_updated_at on customers(updated_at);
+"""
+
+
+@dataclass
+class GenerateOptions:
+    people: int = 2_000
+    days: int = 30
+    seed: int = 42
+    end: date = field(default_factory=date.today)
+    chunk_size: int = 50_000
+
+
+@dataclass
+class GenerateReport:
+    """What was written: record counts, bad records by kind and duplicates, per source."""
+
+    records: dict[str, int] = field(default_factory=dict)
+    bad: dict[str, dict[str, int]] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+
+    def add(self, source: str, n: int = 1) -> None:
+        self.records[source] = self.records.get(source, 0) + n
+
+    def merge(self, fp: Footprint) -> None:
+        for source, kinds in fp.bad.items():
+            target = self.bad.setdefault(source, {})
+            for kind, n in kinds.items():
+                target[kind] = target.get(kind, 0) + n
+        for key, n in fp.duplicates.items():
+            self.duplicates[key] = self.duplicates.get(key, 0) + n
+
+    def to_json(self) -> bytes:
+        payload = {"records": self.records, "bad": self.bad, "duplicates": self.duplicates}
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+
+
+class _DayFiles:
+    """One open file per received date for one chunk of people."""
+
+    def __init__(self, root: Path, name: str, compress: bool) -> None:
+        self.root, self.name, self.compress = root, name, compress
+        self.handles: dict[date, io.BufferedIOBase] = {}
+        self.opened = 0
+
+    def write(self, day: date, line: bytes) -> None:
+        handle = self.handles.get(day)
+        if handle is None:
+            folder = self.root / day.isoformat()
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.compress:
+                raw = open(folder / f"{self.name}.jsonl.gz", "wb")  # noqa: SIM115
+                handle = gzip.GzipFile(
+                    fileobj=raw, mode="wb", compresslevel=1, mtime=0, filename=""
+                )
+                handle._raw = raw  # type: ignore[attr-defined]
+            else:
+                handle = open(folder / f"{self.name}.jsonl", "wb")  # noqa: SIM115
+            self.handles[day] = handle
+            self.opened += 1
+        handle.write(line)
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+            raw = getattr(handle, "_raw", None)
+            if raw is not None:
+                raw.close()
+        self.handles.clear()
+
+
+def _line(record: dict | str) -> bytes:
+    if isinstance(record, str):
+        return record.encode() + b"\n"
+    return orjson.dumps(record) + b"\n"
+
+
+def generate_landing(
+    landing: Path,
+    options: GenerateOptions,
+    progress: Callable[[int], None] | None = None,
+) -> GenerateReport:
+    """Write every source for ``options.people`` people into ``landing``; return the counts."""
+    landing = Path(landing)
+    if landing.exists() and any(landing.iterdir()):
+        raise FileExistsError(
+            f"landing zone {landing} is not empty; generate into an empty folder "
+            "(or remove it) so runs stay reproducible"
+        )
+    landing.mkdir(parents=True, exist_ok=True)
+    start = options.end - timedelta(days=options.days - 1)
+    products = catalog.build_products(options.seed)
+    simulator = PersonSimulator(options.seed, start, options.end, products)
+    report = GenerateReport()
+
+    shop = sqlite3.connect(landing / "shop.db")
+    shop.executescript(SHOP_SCHEMA)
+    shop.executemany(
+        "insert into products values (?, ?, ?, ?)",
+        [(p.product_id, p.name, p.category, p.price) for p in products],
+    )
+    report.add("shop_products", len(products))
+
+    contacts_dir = landing / "hubspot" / "contacts"
+    contacts_dir.mkdir(parents=True)
+    pending_contacts: list[dict] = []
+    page_number = 0
+
+    def flush_contacts(final: bool) -> None:
+        nonlocal page_number
+        while len(pending_contacts) >= HUBSPOT_PAGE_SIZE or (final and pending_contacts):
+            page = pending_contacts[:HUBSPOT_PAGE_SIZE]
+            del pending_contacts[:HUBSPOT_PAGE_SIZE]
+            page_number += 1
+            more = bool(pending_contacts) or not final
+            body: dict = {"results": page}
+            if more:
+                after = str(page_number * HUBSPOT_PAGE_SIZE)
+                body["paging"] = {
+                    "next": {
+                        "after": after,
+                        "link": f"https://api.hubapi.com/crm/v3/objects/contacts?after={after}",
+                    }
+                }
+            path = contacts_dir / f"page-{page_number:06d}.json"
+            path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+    enrichment_dir = landing / "enrichment"
+    enrichment_dir.mkdir()
+    enrichment_files = {
+        name: open(enrichment_dir / f"{name}.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+        for name in ENRICHMENT_COLUMNS
+    }
+    enrichment_writers = {
+        name: csv.DictWriter(handle, fieldnames=ENRICHMENT_COLUMNS[name], lineterminator="\n")
+        for name, handle in enrichment_files.items()
+    }
+    for writer in enrichment_writers.values():
+        writer.writeheader()
+
+    try:
+        for chunk_start in range(0, options.people, options.chunk_size):
+            chunk = chunk_start // options.chunk_size
+            web = _DayFiles(landing / "web_events", f"events-{chunk:05d}", compress=True)
+            esp = _DayFiles(landing / "esp_events", f"sendgrid-{chunk:05d}", compress=False)
+            customers, orders, items = [], [], []
+            chunk_end = min(chunk_start + options.chunk_size, options.people)
+            for index in range(chunk_start, chunk_end):
+                fp = simulator.simulate(index)
+                report.merge(fp)
+                for day, record in fp.web:
+                    web.write(day, _line(record))
+                for day, record in fp.esp:
+                    esp.write(day, _line(record))
+                report.add("web_events", len(fp.web))
+                report.add("esp_events", len(fp.esp))
+                if fp.contact is not None:
+                    pending_contacts.append(fp.contact)
+                    report.add("hubspot_contacts")
+                if fp.customer is not None:
+                    customers.append(fp.customer)
+                orders.extend(fp.orders)
+                items.extend(fp.order_items)
+                for name, row in fp.enrichment.items():
+                    enrichment_writers[name].writerow(row)
+                    report.add("enrichment")
+                if progress is not None and (index + 1) % 1000 == 0:
+                    progress(1000)
+            if progress is not None and (chunk_end - chunk_start) % 1000:
+                progress((chunk_end - chunk_start) % 1000)
+            web.close()
+            esp.close()
+            report.files += web.opened + esp.opened
+            flush_contacts(final=False)
+            shop.executemany("insert into customers values (?, ?, ?, ?, ?, ?)", customers)
+            shop.executemany("insert into orders values (?, ?, ?, ?, ?, ?, ?)", orders)
+            shop.executemany("insert into order_items values (?, ?, ?, ?)", items)
+            shop.commit()
+            report.add("shop_customers", len(customers))
+            report.add("shop_orders", len(orders))
+            report.add("shop_order_items", len(items))
+        flush_contacts(final=True)
+    finally:
+        for handle in enrichment_files.values():
+            handle.close()
+        shop.commit()
+        shop.close()
+    report.files += page_number + len(enrichment_files) + 1
+    generator_dir = landing / "_generator"
+    generator_dir.mkdir()
+    (generator_dir / "report.json").write_bytes(report.to_json())
+    return report

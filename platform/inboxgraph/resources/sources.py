@@ -1,0 +1,237 @@
+"""Readers for every source system, as Dagster resources.
+
+Each reader returns raw records plus where they came from (``_raw``, ``_source_file``,
+``_line``) and nothing else decides validity; the transforms do. In the embedded default the
+readers take the vendors' payloads from the landing zone (or the shop database). A reader that
+calls the vendor's API instead only has to return the same frame.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import polars as pl
+import sqlalchemy as sa
+
+from inboxgraph.settings import resolve_paths
+
+DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RAW_SCHEMA = {"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64}
+
+
+def _landing_root(landing_url: str, home: str) -> Path:
+    return Path(resolve_paths(home=home or None, landing_url=landing_url or None).landing_url)
+
+
+class EventFolderSource(dg.ConfigurableResource):
+    """Event files landed per received date: ``<landing>/<folder>/<YYYY-MM-DD>/*.jsonl[.gz]``."""
+
+    folder: str
+    landing_url: str = ""
+    home: str = ""
+
+    @property
+    def root(self) -> Path:
+        return _landing_root(self.landing_url, self.home) / self.folder
+
+    def partitions(self) -> list[str]:
+        """Received dates that have landed files, oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)
+        )
+
+    def files(self, day: str) -> list[Path]:
+        folder = self.root / day
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz", ".ndjson"))
+        )
+
+    def read_lines(self, day: str) -> pl.DataFrame:
+        """Every non-blank line of every file landed on ``day``, with file and line number."""
+        frames = []
+        for path in self.files(day):
+            lines = pl.read_csv(
+                path,
+                has_header=False,
+                separator="\x1f",
+                quote_char=None,
+                schema={"_raw": pl.String},
+                encoding="utf8-lossy",
+            )
+            frames.append(
+                lines.with_row_index("_line", offset=1)
+                .with_columns(
+                    pl.col("_line").cast(pl.Int64), pl.lit(str(path)).alias("_source_file")
+                )
+                .filter(pl.col("_raw").str.strip_chars().str.len_chars() > 0)
+                .select(list(RAW_SCHEMA))
+            )
+        return pl.concat(frames) if frames else pl.DataFrame(schema=RAW_SCHEMA)
+
+
+HUBSPOT_FIELDS = (
+    "email",
+    "firstname",
+    "lastname",
+    "city",
+    "country",
+    "hs_email_optout",
+    "lifecyclestage",
+)
+HUBSPOT_SCHEMA = {
+    **RAW_SCHEMA,
+    "id": pl.String,
+    **{name: pl.String for name in HUBSPOT_FIELDS},
+    "properties": pl.String,
+    "createdAt": pl.String,
+    "updatedAt": pl.String,
+    "archived": pl.String,
+}
+
+
+def _parse_iso(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class HubspotContactsSource(dg.ConfigurableResource):
+    """HubSpot CRM v3 list-contacts pages: ``<landing>/hubspot/contacts/*.json``.
+
+    ``read(since)`` returns contacts whose ``updatedAt`` is at or after ``since``, as the CRM
+    search API does with a ``lastmodifieddate`` filter.
+    """
+
+    landing_url: str = ""
+    home: str = ""
+    lookback_minutes: int = 60
+
+    @property
+    def root(self) -> Path:
+        return _landing_root(self.landing_url, self.home) / "hubspot" / "contacts"
+
+    def read(self, since: datetime | None) -> pl.DataFrame:
+        rows: list[dict] = []
+        pages = sorted(self.root.glob("*.json")) if self.root.is_dir() else []
+        for page in pages:
+            body = orjson.loads(page.read_bytes())
+            for position, contact in enumerate(body.get("results", []), start=1):
+                updated = _parse_iso(contact.get("updatedAt"))
+                if since is not None and (updated is None or updated < since):
+                    continue
+                props = contact.get("properties") or {}
+                row = {
+                    "_raw": orjson.dumps(contact).decode(),
+                    "_source_file": str(page),
+                    "_line": position,
+                    "id": None if contact.get("id") is None else str(contact["id"]),
+                    "properties": orjson.dumps(props).decode(),
+                    "createdAt": contact.get("createdAt"),
+                    "updatedAt": contact.get("updatedAt"),
+                    "archived": str(contact.get("archived", False)).lower(),
+                }
+                for name in HUBSPOT_FIELDS:
+                    value = props.get(name)
+                    row[name] = None if value is None else str(value)
+                rows.append(row)
+        return pl.DataFrame(rows, schema=HUBSPOT_SCHEMA)
+
+
+SHOP_QUERIES = {
+    "customers": (
+        "select customer_id, email, first_name, last_name, created_at, updated_at "
+        "from customers{where} order by updated_at, customer_id",
+        "updated_at",
+    ),
+    "orders": (
+        "select order_id, customer_id, status, total, currency, created_at, updated_at "
+        "from orders{where} order by updated_at, order_id",
+        "updated_at",
+    ),
+    "order_items": (
+        "select i.order_id, i.product_id, i.quantity, i.unit_price, "
+        "o.updated_at as order_updated_at "
+        "from order_items i join orders o on o.order_id = i.order_id{where} "
+        "order by o.updated_at, i.order_id, i.product_id",
+        "o.updated_at",
+    ),
+    "products": (
+        "select product_id, name, category, price from products order by product_id",
+        None,
+    ),
+}
+
+
+class ShopDatabase(dg.ConfigurableResource):
+    """The shop's transactional database (``sqlite://`` or ``postgresql://``), read by SQL."""
+
+    url: str = ""
+    home: str = ""
+    lookback_minutes: int = 60
+
+    @property
+    def resolved_url(self) -> str:
+        return resolve_paths(home=self.home or None, shop_db_url=self.url or None).shop_db_url
+
+    def read(self, table: str, since: datetime | None) -> pl.DataFrame:
+        """Rows of ``table`` changed at or after ``since`` (all rows when None), as text."""
+        query, column = SHOP_QUERIES[table]
+        params: dict[str, str] = {}
+        where = ""
+        if since is not None and column is not None:
+            where = f" where {column} >= :since"
+            params["since"] = since.strftime("%Y-%m-%d %H:%M:%S")
+        engine = sa.create_engine(self.resolved_url)
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(sa.text(query.format(where=where)), params)
+                names = list(result.keys())
+                records = [[None if v is None else str(v) for v in row] for row in result]
+        finally:
+            engine.dispose()
+        source = f"{self.safe_url}#{table}"
+        frame = pl.DataFrame(records, schema={n: pl.String for n in names}, orient="row")
+        return frame.with_columns(
+            pl.struct(names).struct.json_encode().alias("_raw"),
+            pl.lit(source).alias("_source_file"),
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_line"),
+        )
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without a password, fit for metadata and logs."""
+        return sa.engine.make_url(self.resolved_url).render_as_string(hide_password=True)
+
+
+class EnrichmentSource(dg.ConfigurableResource):
+    """Third-party enrichment CSV files: ``<landing>/enrichment/<provider>.csv``."""
+
+    landing_url: str = ""
+    home: str = ""
+
+    @property
+    def root(self) -> Path:
+        return _landing_root(self.landing_url, self.home) / "enrichment"
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.glob("*.csv")) if self.root.is_dir() else []
+
+    def read(self, path: Path) -> pl.DataFrame:
+        rows = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        rows = rows.rename({c: c.strip().lower() for c in rows.columns})
+        return rows.with_columns(
+            pl.struct(rows.columns).struct.json_encode().alias("_raw"),
+            pl.lit(str(path)).alias("_source_file"),
+            pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("_line"),
+        )

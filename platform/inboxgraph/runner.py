@@ -1,0 +1,209 @@
+"""The main job: materialize the whole asset graph through the Dagster instance.
+
+Two runs, exactly as the UI would launch them: ``ingest_events`` over the range of received
+dates that have landed files (one run for the whole range, the assets' backfill policy), then
+``refresh_warehouse`` (incremental extracts, dbt, checks). Both are recorded in the instance
+under DAGSTER_HOME, so ``dagster dev`` shows them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from inboxgraph.dbt_project import REPOSITORY_ROOT, ensure_manifest
+from inboxgraph.partitions import received_date_partitions
+from inboxgraph.resources.sources import EventFolderSource
+from inboxgraph.settings import Paths
+
+INSTANCE_TEMPLATE = REPOSITORY_ROOT / "platform" / "dagster.yaml"
+# Step-level progress on the console; Dagster's DEBUG events stay in the instance's event log.
+CONSOLE_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@dataclass
+class RunSummary:
+    """What a run of the whole graph did, for people and for tests."""
+
+    run_ids: list[str] = field(default_factory=list)
+    succeeded: bool = True
+    lake: dict[str, dict[str, int]] = field(default_factory=dict)
+    warehouse_rows: dict[str, int] = field(default_factory=dict)
+    profiles: int = 0
+    email_status: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
+    skipped_days: list[str] = field(default_factory=list)
+
+
+def prepare_instance(paths: Paths) -> dg.DagsterInstance:
+    """The Dagster instance under DAGSTER_HOME, created from platform/dagster.yaml if new."""
+    home = Path(paths.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(INSTANCE_TEMPLATE, config)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def landed_days(paths: Paths) -> list[str]:
+    days: set[str] = set()
+    for folder in ("web_events", "esp_events"):
+        days.update(
+            EventFolderSource(
+                folder=folder, landing_url=paths.landing_url, home=paths.home
+            ).partitions()
+        )
+    return sorted(days)
+
+
+def _collect(result: dg.ExecuteJobResult, summary: RunSummary) -> None:
+    summary.run_ids.append(result.run_id)
+    summary.succeeded = summary.succeeded and result.success
+    counted: set[dg.AssetKey] = set()
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        key = materialization.asset_key
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        # A run over a range of partitions records the same totals on every partition.
+        if key in counted:
+            continue
+        counted.add(key)
+        if key.path[0] == "lake":
+            totals = summary.lake.setdefault(key.path[-1], {"in": 0, "landed": 0, "quarantined": 0})
+            totals["in"] += int(metadata.get("rows_in", 0))
+            totals["landed"] += int(metadata.get("rows_landed", 0))
+            totals["quarantined"] += int(metadata.get("rows_quarantined", 0))
+        elif "dagster/row_count" in metadata:
+            summary.warehouse_rows[key.to_user_string()] = int(metadata["dagster/row_count"])
+    for evaluation in result.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if evaluation.passed:
+            summary.checks_passed += 1
+        elif evaluation.severity == dg.AssetCheckSeverity.WARN:
+            summary.checks_warned.append(name)
+        else:
+            summary.checks_failed.append(name)
+
+
+def _read_marts(paths: Paths, summary: RunSummary) -> None:
+    if not Path(paths.warehouse).exists():
+        return
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        tables = {
+            row[0]
+            for row in con.sql(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+        if "customer_profiles" in tables:
+            summary.profiles = con.sql("select count(*) from marts.customer_profiles").fetchone()[0]
+            summary.email_status = dict(
+                con.sql(
+                    "select preferences.email_status, count(*) from marts.customer_profiles "
+                    "group by 1 order by 1"
+                ).fetchall()
+            )
+        if "segments" in tables:
+            summary.segments = dict(
+                con.sql(
+                    "select segment_id, member_count from marts.segments order by segment_id"
+                ).fetchall()
+            )
+
+
+def run_pipeline(
+    paths: Paths,
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Land every landed partition, then refresh the warehouse; returns the summary."""
+    ensure_manifest(refresh=True)
+    from inboxgraph import definitions
+
+    instance = prepare_instance(paths)
+    summary = RunSummary()
+    partition_keys = set(received_date_partitions.get_partition_keys())
+    days = landed_days(paths)
+    summary.skipped_days = [d for d in days if d not in partition_keys]
+    days = [d for d in days if d in partition_keys]
+    if summary.skipped_days:
+        log(f"skipping received dates outside the partitions: {summary.skipped_days}")
+    if days:
+        log(f"ingest_events: received dates {days[0]} .. {days[-1]} ({len(days)} days)")
+        result = dg.execute_job(
+            dg.reconstructable(definitions.ingest_events),
+            instance=instance,
+            run_config=CONSOLE_LOGGING,
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+                "inboxgraph/trigger": "cli",
+            },
+        )
+        _collect(result, summary)
+        if not result.success:
+            log(f"ingest_events failed (run {result.run_id})")
+            return summary
+    else:
+        log("no web or ESP events have landed; skipping ingest_events")
+    log("refresh_warehouse: CRM, shop and enrichment extracts, dbt build, checks")
+    run_config = {
+        **CONSOLE_LOGGING,
+        "ops": {
+            "warehouse_dbt_models": {
+                "config": {
+                    "as_of": as_of.strftime("%Y-%m-%d %H:%M:%S") if as_of else "",
+                    "full_refresh": full_refresh,
+                }
+            }
+        },
+    }
+    result = dg.execute_job(
+        dg.reconstructable(definitions.refresh_warehouse),
+        instance=instance,
+        run_config=run_config,
+        tags={"inboxgraph/trigger": "cli"},
+    )
+    _collect(result, summary)
+    _read_marts(paths, summary)
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    lines = ["", "lake                  rows in      landed  quarantined"]
+    for source, totals in sorted(summary.lake.items()):
+        lines.append(
+            f"  {source:<18}{totals['in']:>10,}  {totals['landed']:>10,}"
+            f"  {totals['quarantined']:>11,}"
+        )
+    if summary.warehouse_rows:
+        lines.append(
+            f"warehouse: {len(summary.warehouse_rows)} models built, "
+            f"{sum(summary.warehouse_rows.values()):,} rows"
+        )
+    lines.append(f"profiles: {summary.profiles:,} people")
+    for status, n in summary.email_status.items():
+        lines.append(f"  {status:<14}{n:>10,}")
+    lines.append("segments (subscribed members):")
+    for segment, n in summary.segments.items():
+        lines.append(f"  {segment:<20}{n:>10,}")
+    lines.append(
+        f"checks: {summary.checks_passed} passed, {len(summary.checks_warned)} warned, "
+        f"{len(summary.checks_failed)} failed"
+    )
+    lines.extend(f"  WARN   {name}" for name in summary.checks_warned)
+    lines.extend(f"  FAILED {name}" for name in summary.checks_failed)
+    lines.append(
+        f"runs: {', '.join(summary.run_ids)} ({'succeeded' if summary.succeeded else 'FAILED'})"
+    )
+    return "\n".join(lines)

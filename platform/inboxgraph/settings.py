@@ -1,0 +1,104 @@
+"""Where the platform keeps its data, derived from INBOXGRAPH_HOME at run time.
+
+Every variable in the configuration table may be empty; an empty value means "derive it from
+INBOXGRAPH_HOME". Dagster resources receive the variables through ``dg.EnvVar``; the command
+line calls :func:`ensure_environment` first so that unset variables resolve to their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "data"
+DEFAULT_EVENTS_TOPIC = "inboxgraph.events"
+
+# Variables that resources read through dg.EnvVar: each must exist (possibly empty).
+OPTIONAL_VARIABLES = (
+    "INBOXGRAPH_LANDING_URL",
+    "INBOXGRAPH_LAKE_URL",
+    "INBOXGRAPH_WAREHOUSE",
+    "INBOXGRAPH_SHOP_DB_URL",
+    "INBOXGRAPH_S3_ENDPOINT_URL",
+    "INBOXGRAPH_ALERT_WEBHOOK_URL",
+    "INBOXGRAPH_WRITE_KEY",
+    "KAFKA_BOOTSTRAP_SERVERS",
+)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The resolved locations of every part of the embedded platform."""
+
+    home: str
+    landing_url: str
+    lake_url: str
+    warehouse: str
+    shop_db_url: str
+    dagster_home: str
+
+    @property
+    def exports(self) -> str:
+        return join_url(self.home, "exports")
+
+
+def join_url(base: str, *parts: str) -> str:
+    """Join a local path or an s3:// URL with further path segments."""
+    base = base.rstrip("/")
+    return "/".join([base, *[p.strip("/") for p in parts if p]])
+
+
+def is_remote(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def resolve_paths(
+    home: str | None = None,
+    landing_url: str | None = None,
+    lake_url: str | None = None,
+    warehouse: str | None = None,
+    shop_db_url: str | None = None,
+) -> Paths:
+    """Resolve every location, empty or missing values falling back to INBOXGRAPH_HOME."""
+    home = home or os.environ.get("INBOXGRAPH_HOME") or DEFAULT_HOME
+    if not is_remote(home):
+        home = str(Path(home).expanduser().absolute())
+    landing = landing_url or os.environ.get("INBOXGRAPH_LANDING_URL") or join_url(home, "landing")
+    lake = lake_url or os.environ.get("INBOXGRAPH_LAKE_URL") or join_url(home, "lake")
+    wh = warehouse or os.environ.get("INBOXGRAPH_WAREHOUSE") or join_url(home, "warehouse.duckdb")
+    shop = (
+        shop_db_url
+        or os.environ.get("INBOXGRAPH_SHOP_DB_URL")
+        or f"sqlite:///{join_url(home, 'landing', 'shop.db')}"
+    )
+    dagster_home = os.environ.get("DAGSTER_HOME") or join_url(home, "dagster")
+    return Paths(home, landing, lake, wh, shop, dagster_home)
+
+
+def ensure_environment(home: str | None = None) -> Paths:
+    """Fill in unset configuration variables with their defaults and return the paths.
+
+    Called by the command line before Dagster loads the definitions, so that every
+    ``dg.EnvVar`` resolves; values already set are kept.
+    """
+    if home:
+        os.environ["INBOXGRAPH_HOME"] = home
+    paths = resolve_paths()
+    os.environ["INBOXGRAPH_HOME"] = paths.home
+    defaults = {
+        "INBOXGRAPH_LANDING_URL": paths.landing_url,
+        "INBOXGRAPH_LAKE_URL": paths.lake_url,
+        "INBOXGRAPH_WAREHOUSE": paths.warehouse,
+        "INBOXGRAPH_SHOP_DB_URL": paths.shop_db_url,
+        "DAGSTER_HOME": paths.dagster_home,
+        "INBOXGRAPH_EVENTS_TOPIC": DEFAULT_EVENTS_TOPIC,
+        "SODA_CORE_TELEMETRY_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    for name, value in defaults.items():
+        if not os.environ.get(name):
+            os.environ[name] = value
+    for name in OPTIONAL_VARIABLES:
+        os.environ.setdefault(name, "")
+    return paths

@@ -1,0 +1,45 @@
+"""Shared fixtures: a private platform home per test, generated data with a fixed seed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from inboxgraph.generate.writer import GenerateOptions, GenerateReport, generate_landing
+from inboxgraph.settings import OPTIONAL_VARIABLES, Paths, ensure_environment
+
+END = date(2026, 11, 27)
+CONFIG_VARIABLES = (
+    "INBOXGRAPH_HOME",
+    "DAGSTER_HOME",
+    "INBOXGRAPH_EVENTS_TOPIC",
+    *OPTIONAL_VARIABLES,
+)
+
+
+@pytest.fixture
+def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
+    """A fresh INBOXGRAPH_HOME with every configuration variable set to its default."""
+    for name in CONFIG_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    paths = ensure_environment(str(home))
+    yield paths
+    for name in CONFIG_VARIABLES:
+        os.environ.pop(name, None)
+
+
+def generate(landing: Path, people: int = 300, days: int = 20, seed: int = 7) -> GenerateReport:
+    return generate_landing(landing, GenerateOptions(people=people, days=days, seed=seed, end=END))
+
+
+@pytest.fixture
+def landed(platform_home: Paths) -> tuple[Paths, GenerateReport]:
+    """Generated demo data (300 people, 20 days) in the home's landing zone."""
+    report = generate(Path(platform_home.landing_url))
+    return platform_home, report

@@ -1,0 +1,70 @@
+"""End to end: the command line on generated data, through the Dagster instance."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from inboxgraph.settings import Paths
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inboxgraph.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_generate_then_run_builds_profiles_and_segments(platform_home: Paths) -> None:
+    generated = _cli(
+        "generate", "--people", "400", "--days", "100", "--end", "2026-11-27", "--quiet"
+    )
+    assert generated.returncode == 0, generated.stderr
+    assert "web_events" in generated.stdout
+
+    ran = _cli("run", "--as-of", "2026-11-28T00:00:00Z")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "profiles:" in ran.stdout and "cart_abandoners" in ran.stdout
+    assert "0 failed" in ran.stdout
+
+    with duckdb.connect(paths_warehouse(platform_home), read_only=True) as con:
+        profiles = con.sql("select count(*) from marts.customer_profiles").fetchone()[0]
+        people = con.sql("select count(distinct person_id) from marts.identity_map").fetchone()[0]
+        assert profiles == people > 300
+        segments = dict(con.sql("select segment_id, member_count from marts.segments").fetchall())
+        assert set(segments) == {
+            "cart_abandoners",
+            "lapsed_customers",
+            "engaged_readers",
+            "high_value",
+        }
+        assert all(n > 0 for n in segments.values()), segments
+        not_subscribed = con.sql(
+            "select count(*) from marts.segment_memberships m join marts.customer_profiles p "
+            "using (person_id) where p.preferences.email_status != 'subscribed'"
+        ).fetchone()[0]
+        assert not_subscribed == 0
+    runs = list((Path(platform_home.dagster_home)).rglob("*.db"))
+    assert runs, "runs are recorded in the Dagster instance under DAGSTER_HOME"
+
+
+def paths_warehouse(paths: Paths) -> str:
+    return paths.warehouse
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    result = _cli("generate", "--people", "0")
+    assert result.returncode == 2
+    assert "must be a positive whole number" in result.stderr
+    result = _cli("run", "--as-of", "yesterday")
+    assert result.returncode == 2
+    assert "not an ISO timestamp" in result.stderr
