@@ -78,4 +78,4 @@ def warehouse_dbt_models(
     args = ["build", "--vars", json.dumps({"as_of": config.as_of or None})]
     if config.full_refresh:
         args.append("--full-refresh")
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+    yield from (dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata())
