@@ -1,13 +1,17 @@
 """Sources -> lake: every source landed as partitioned Parquet, bad records quarantined."""
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from types import ModuleType
 
 import dagster as dg
 import polars as pl
 
 from inboxgraph.partitions import RECEIVED_DATE, received_date_partitions
+from inboxgraph.privacy import drop_tombstoned, read_tombstones
+from inboxgraph.quality.drift import assess_fields
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.sources import (
     EnrichmentSource,
@@ -16,7 +20,11 @@ from inboxgraph.resources.sources import (
     ShopDatabase,
 )
 from inboxgraph.transforms import enrichment, esp_events, hubspot, shop, web_events
-from inboxgraph.transforms.common import empty_quarantine, split_quarantine
+from inboxgraph.transforms.common import empty_quarantine, field_counts, split_quarantine
+
+# Recorded with every materialization (and in the audit trail): bump when a lake transform
+# changes what it writes.
+CODE_VERSION = "lake-1"
 
 SOURCE_SPECS = {
     "web_events": ("web", "Segment Spec events from the website and apps, as landed."),
@@ -77,14 +85,12 @@ def _result(
 
 
 # ------------------------------------------------------------------ daily event sources
-def _event_lake_asset(
-    source: str, prepare: Callable[[pl.DataFrame, date], pl.LazyFrame], columns: tuple
-) -> dg.AssetsDefinition:
+def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition:
     group, description = SOURCE_SPECS[source]
+    key = dg.AssetKey(["lake", source])
 
     @dg.asset(
-        name=source,
-        key_prefix="lake",
+        key=key,
         group_name=group,
         deps=[dg.AssetKey(["sources", source])],
         partitions_def=received_date_partitions,
@@ -94,16 +100,26 @@ def _event_lake_asset(
         description=f"{description} One row per message, partitioned by received date.",
         required_resource_keys={"lake", f"{source}_source"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+        code_version=CODE_VERSION,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema_drift",
+                asset=key,
+                description="New top-level fields or required fields missing at landing.",
+            )
+        ],
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         started = time.monotonic()
         lake: LakeResource = context.resources.lake
         reader: EventFolderSource = getattr(context.resources, f"{source}_source")
         landed_days = set(reader.partitions())
-        rows_in = landed = 0
+        rows_in = landed = parsed = erased = 0
+        tombstones = read_tombstones(lake)
         quarantine_frames: list[pl.DataFrame] = []
         paths: list[str] = []
         per_partition: dict[str, dict[str, int]] = {}
+        fields: Counter[str] = Counter()
         for day in context.partition_keys:
             partition = {RECEIVED_DATE: day}
             if day not in landed_days:
@@ -111,7 +127,13 @@ def _event_lake_asset(
                 lake.delete_partition("quarantine", source, partition)
                 continue
             lines = reader.read_lines(day)
-            good, bad = split_quarantine(prepare(lines, date.fromisoformat(day)), list(columns))
+            prepared = transform.prepare(lines, date.fromisoformat(day)).collect()
+            prepared, removed = drop_tombstoned(prepared, source, tombstones)
+            erased += removed
+            seen, records = field_counts(prepared)
+            fields.update(seen)
+            parsed += records
+            good, bad = split_quarantine(prepared.lazy(), list(transform.LANDED_COLUMNS))
             lake.write("quarantine", source, bad, partition)
             paths.append(lake.write("raw", source, good, partition))
             rows_in += lines.height
@@ -126,20 +148,35 @@ def _event_lake_asset(
                 f"{source} {day}: {lines.height} in, {good.height} landed, {bad.height} quarantined"
             )
         quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
-        return _result(
+        drift = assess_fields(
+            dict(fields), parsed, transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
+        )
+        result = _result(
             rows_in,
             landed,
             quarantined,
             paths,
             started,
             per_partition=dg.MetadataValue.json(per_partition),
+            rows_erased=erased,
+        )
+        return dg.MaterializeResult(
+            metadata=result.metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="schema_drift",
+                    passed=drift.passed,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"reasons": drift.reasons, **drift.metadata},
+                )
+            ],
         )
 
     return _asset
 
 
-web_events_lake = _event_lake_asset("web_events", web_events.prepare, web_events.LANDED_COLUMNS)
-esp_events_lake = _event_lake_asset("esp_events", esp_events.prepare, esp_events.LANDED_COLUMNS)
+web_events_lake = _event_lake_asset("web_events", web_events)
+esp_events_lake = _event_lake_asset("esp_events", esp_events)
 
 
 # ------------------------------------------------------------------ incremental sources
@@ -164,9 +201,13 @@ def _land_batch(
 ) -> dg.MaterializeResult:
     """Land the records not already in the lake (the lookback re-reads some) as one batch."""
     known = lake.fingerprints(source)
-    fresh = prepared.filter(~pl.col("_fingerprint").is_in(known.implode()))
-    good, bad = split_quarantine(fresh, list(columns))
-    unchanged = rows_in - good.height - bad.height
+    fresh, erased = drop_tombstoned(
+        prepared.filter(~pl.col("_fingerprint").is_in(known.implode())).collect(),
+        source,
+        read_tombstones(lake),
+    )
+    good, bad = split_quarantine(fresh.lazy(), list(columns))
+    unchanged = rows_in - good.height - bad.height - erased
     paths = []
     first_batch = not lake.files("raw", source)
     if good.height or bad.height or first_batch:
@@ -178,7 +219,16 @@ def _land_batch(
         f"{source}: {rows_in} read, {good.height} landed, {bad.height} quarantined, "
         f"{unchanged} already in the lake"
     )
-    return _result(rows_in, good.height, bad, paths, started, rows_unchanged=unchanged, **extra)
+    return _result(
+        rows_in,
+        good.height,
+        bad,
+        paths,
+        started,
+        rows_unchanged=unchanged,
+        rows_erased=erased,
+        **extra,
+    )
 
 
 @dg.asset(
@@ -189,6 +239,7 @@ def _land_batch(
     kinds={"polars", "parquet"},
     tags={"layer": "lake"},
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+    code_version=CODE_VERSION,
 )
 def hubspot_contacts_lake(
     context: dg.AssetExecutionContext, lake: LakeResource, crm: HubspotContactsSource
@@ -209,59 +260,74 @@ def hubspot_contacts_lake(
     )
 
 
-def _shop_lake_asset(table: str) -> dg.AssetsDefinition:
+SHOP_TABLES = ("customers", "orders", "order_items", "products")
+SHOP_WATERMARKS = {
+    "customers": "updated_at",
+    "orders": "updated_at",
+    "order_items": "order_updated_at",
+}
+
+
+def _shop_spec(table: str) -> dg.AssetSpec:
     source = f"shop_{table}"
     group, description = SOURCE_SPECS[source]
-    watermark = {
-        "customers": "updated_at",
-        "orders": "updated_at",
-        "order_items": "order_updated_at",
-    }.get(table)
-
-    @dg.asset(
-        name=source,
-        key_prefix="lake",
+    return dg.AssetSpec(
+        ["lake", source],
         group_name=group,
         deps=[dg.AssetKey(["sources", source])],
         kinds={"polars", "parquet"},
         tags={"layer": "lake"},
+        code_version=CODE_VERSION,
         description=(
             f"{description} One row per row version, extracted incrementally by updated_at."
-            if watermark
+            if table in SHOP_WATERMARKS
             else f"{description} A full snapshot, replaced on every run."
         ),
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
     )
-    def _asset(
-        context: dg.AssetExecutionContext, lake: LakeResource, shop_db: ShopDatabase
-    ) -> dg.MaterializeResult:
-        started = time.monotonic()
-        if watermark is None:
-            rows = shop_db.read(table, None)
-            good, bad = split_quarantine(
-                shop.prepare(table, rows), list(shop.landed_columns(table))
-            )
-            lake.write("quarantine", source, bad)
-            path = lake.write("raw", source, good)
-            return _result(rows.height, good.height, bad, [path], started)
-        since = _since(lake, source, watermark, timedelta(minutes=shop_db.lookback_minutes))
-        rows = shop_db.read(table, since)
-        return _land_batch(
-            context,
-            lake,
-            source,
-            shop.prepare(table, rows),
-            shop.landed_columns(table),
-            rows.height,
-            started,
-            since=str(since),
-            database=shop_db.safe_url,
-        )
-
-    return _asset
 
 
-shop_lake_assets = [_shop_lake_asset(t) for t in ("customers", "orders", "order_items", "products")]
+def _land_shop_table(
+    context: dg.AssetExecutionContext, lake: LakeResource, shop_db: ShopDatabase, table: str
+) -> dg.MaterializeResult:
+    started = time.monotonic()
+    source = f"shop_{table}"
+    watermark = SHOP_WATERMARKS.get(table)
+    if watermark is None:
+        rows = shop_db.read(table, None)
+        good, bad = split_quarantine(shop.prepare(table, rows), list(shop.landed_columns(table)))
+        lake.write("quarantine", source, bad)
+        path = lake.write("raw", source, good)
+        return _result(rows.height, good.height, bad, [path], started)
+    since = _since(lake, source, watermark, timedelta(minutes=shop_db.lookback_minutes))
+    rows = shop_db.read(table, since)
+    return _land_batch(
+        context,
+        lake,
+        source,
+        shop.prepare(table, rows),
+        shop.landed_columns(table),
+        rows.height,
+        started,
+        since=str(since),
+        database=shop_db.safe_url,
+    )
+
+
+@dg.multi_asset(
+    name="shop_tables",
+    specs=[_shop_spec(table) for table in SHOP_TABLES],
+    can_subset=True,
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+)
+def shop_tables(
+    context: dg.AssetExecutionContext, lake: LakeResource, shop_db: ShopDatabase
+) -> Iterator[dg.MaterializeResult]:
+    """The shop database's tables in the lake, each extracted incrementally (products whole)."""
+    for table in SHOP_TABLES:
+        key = dg.AssetKey(["lake", f"shop_{table}"])
+        if key in context.selected_asset_keys:
+            result = _land_shop_table(context, lake, shop_db, table)
+            yield dg.MaterializeResult(asset_key=key, metadata=result.metadata)
 
 
 @dg.asset(
@@ -272,6 +338,7 @@ shop_lake_assets = [_shop_lake_asset(t) for t in ("customers", "orders", "order_
     kinds={"polars", "parquet"},
     tags={"layer": "lake"},
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+    code_version=CODE_VERSION,
 )
 def enrichment_lake(
     context: dg.AssetExecutionContext, lake: LakeResource, enrichment_files: EnrichmentSource
@@ -281,12 +348,14 @@ def enrichment_lake(
     rows_in = landed = 0
     paths: list[str] = []
     quarantine_frames = []
+    tombstones = read_tombstones(lake)
     for path in enrichment_files.files():
         provider = path.stem
         rows = enrichment_files.read(path)
-        good, bad = split_quarantine(
-            enrichment.prepare(rows, provider), list(enrichment.LANDED_COLUMNS)
+        prepared, _ = drop_tombstoned(
+            enrichment.prepare(rows, provider).collect(), "enrichment", tombstones
         )
+        good, bad = split_quarantine(prepared.lazy(), list(enrichment.LANDED_COLUMNS))
         lake.write("quarantine", "enrichment", bad, {"provider": provider})
         paths.append(lake.write("raw", "enrichment", good, {"provider": provider}))
         rows_in += rows.height
@@ -315,6 +384,6 @@ lake_assets = [
     web_events_lake,
     esp_events_lake,
     hubspot_contacts_lake,
-    *shop_lake_assets,
+    shop_tables,
     enrichment_lake,
 ]

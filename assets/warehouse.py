@@ -24,6 +24,7 @@ MART_GROUPS = {
     "customer_profiles": "profiles",
     "segment_memberships": "segments",
     "segments": "segments",
+    "audience_members": "activation",
 }
 
 

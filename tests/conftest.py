@@ -43,3 +43,21 @@ def landed(platform_home: Paths) -> tuple[Paths, GenerateReport]:
     """Generated demo data (300 people, 20 days) in the home's landing zone."""
     report = generate(Path(platform_home.landing_url))
     return platform_home, report
+
+
+@pytest.fixture
+def consolidated_instance(tmp_path: Path) -> Iterator:
+    """A test instance whose event log is one table, as in platform/dagster.yaml."""
+    import dagster as dg
+
+    storage = tmp_path / "events"
+    storage.mkdir()
+    overrides = {
+        "event_log_storage": {
+            "module": "dagster._core.storage.event_log",
+            "class": "ConsolidatedSqliteEventLogStorage",
+            "config": {"base_dir": str(storage)},
+        }
+    }
+    with dg.instance_for_test(overrides=overrides) as instance:
+        yield instance

@@ -99,6 +99,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from inboxgraph.privacy import describe, forget
+    from inboxgraph.resources.lake import LakeResource
+
+    if not args.email and not args.user_id:
+        print("forget needs --email and/or --user-id", file=sys.stderr)
+        return 2
+    paths = ensure_environment()
+    person, receipt = forget(
+        email=args.email,
+        user_id=args.user_id,
+        landing=Path(paths.landing_url),
+        lake=LakeResource(url=paths.lake_url),
+        warehouse=paths.warehouse,
+        exports=Path(paths.exports),
+        shop_db_url=paths.shop_db_url,
+    )
+    for line in describe(person, args.email):
+        print(line)
+    layers: dict[str, int] = {}
+    for name, n in receipt.files.items():
+        layer = next(
+            (part for part in ("landing", "lake", "exports") if f"/{part}/" in name), "landing"
+        )
+        layers[layer] = layers.get(layer, 0) + n
+    layers["warehouse"] = sum(receipt.tables.values())
+    for layer, n in layers.items():
+        print(f"  {layer:<10}{n:>8} records removed")
+    erased_at = receipt.erased_at.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"tombstones recorded; receipt in marts.audit_log (erased at {erased_at} UTC)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inboxgraph",
@@ -135,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)
+
+    erase = sub.add_parser("forget", help="GDPR erasure of one person across every layer")
+    erase.add_argument("--email", help="an address of the person")
+    erase.add_argument("--user-id", help="a user id of the person")
+    erase.set_defaults(func=cmd_forget)
     return parser
 
 

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from assets.activation import activation_assets
+from assets.audit import audit_log
 from assets.lake import lake_assets, source_specs
+from assets.quality import quality_checks
 from assets.warehouse import warehouse_dbt_models
+from inboxgraph.alerts import AlertWebhook
 from inboxgraph.dbt_project import dbt_executable, dbt_project
 from inboxgraph.partitions import received_date_partitions
-from inboxgraph.resources.wiring import source_resources
-from inboxgraph.sensors import landing_sensor
+from inboxgraph.resources.exports import ExportsResource
+from inboxgraph.resources.warehouse import WarehouseResource
+from inboxgraph.resources.wiring import HOME, source_resources
+from inboxgraph.sensors import alerts_sensor, landing_sensor
 
 EVENT_LAKE_KEYS = [dg.AssetKey(["lake", "web_events"]), dg.AssetKey(["lake", "esp_events"])]
+
+# Daily sources land about once a day, nightly marts are rebuilt once a day: WARN after 26 h
+# without a materialization, FAIL after 30 h. Stream-fed assets carry their own minutes.
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)
+)
+
+
+def _with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.freshness_policy is not None or spec.key.path[0] == "sources":
+        return spec
+    return spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)
+
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -24,8 +45,8 @@ ingest_events_job = dg.define_asset_job(
 refresh_job = dg.define_asset_job(
     "refresh_warehouse",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*EVENT_LAKE_KEYS),
-    description="Extract the CRM, the shop and enrichment, then rebuild the warehouse and marts.",
-    executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    description="Extract the CRM, the shop and enrichment, rebuild the warehouse and marts, "
+    "check them, export audiences and record the audit trail.",
 )
 
 nightly_refresh = dg.ScheduleDefinition(
@@ -34,17 +55,24 @@ nightly_refresh = dg.ScheduleDefinition(
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly batch: incremental extracts, then profiles and segments as of now.",
+    description="Nightly batch: incremental extracts, then profiles, segments and exports.",
 )
 
 defs = dg.Definitions(
-    assets=[*source_specs, *lake_assets, warehouse_dbt_models],
+    assets=dg.map_asset_specs(
+        _with_freshness,
+        [*source_specs, *lake_assets, warehouse_dbt_models, *activation_assets, audit_log],
+    ),
+    asset_checks=quality_checks,
     jobs=[ingest_events_job, refresh_job],
     schedules=[nightly_refresh],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, alerts_sensor],
     resources={
         **source_resources(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "warehouse": WarehouseResource(path=dg.EnvVar("INBOXGRAPH_WAREHOUSE"), home=HOME),
+        "exports": ExportsResource(home=HOME),
+        "alert_webhook": AlertWebhook(url=dg.EnvVar("INBOXGRAPH_ALERT_WEBHOOK_URL")),
     },
     executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
 )

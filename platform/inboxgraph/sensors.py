@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 
+from inboxgraph.alerts import ALERT_EVENT_TYPES, Alert, AlertWebhook, alert_from_entry
 from inboxgraph.resources.sources import EventFolderSource
 
 
@@ -51,3 +52,45 @@ def landing_sensor(
     observed = folder_fingerprints([web_events_source, esp_events_source])
     requests, cursor = plan_ingest_runs(context.cursor, observed)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def new_alert_records(
+    instance: dg.DagsterInstance, cursor: int
+) -> tuple[list[tuple[int, Alert]], int]:
+    """Alerts from events stored after ``cursor``, in order, and the new cursor."""
+    found: list[tuple[int, Alert]] = []
+    newest = cursor
+    for event_type in ALERT_EVENT_TYPES:
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=event_type, after_cursor=cursor),
+            limit=1000,
+            ascending=True,
+        )
+        for record in records:
+            newest = max(newest, record.storage_id)
+            alert = alert_from_entry(record.event_log_entry)
+            if alert is not None:
+                found.append((record.storage_id, alert))
+    return sorted(found, key=lambda pair: pair[0]), newest
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends each freshness WARN/FAIL, failed check and failed run once to the "
+    "alert webhook (INBOXGRAPH_ALERT_WEBHOOK_URL) and to the log.",
+)
+def alerts_sensor(
+    context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook
+) -> dg.SkipReason:
+    cursor = int(context.cursor or 0)
+    alerts, newest = new_alert_records(context.instance, cursor)
+    for storage_id, alert in alerts:
+        try:
+            alert_webhook.send(alert)
+        except OSError as exc:
+            # Stop here: the cursor stays before this alert, so it is sent on the next tick.
+            context.update_cursor(str(storage_id - 1))
+            return dg.SkipReason(f"alert webhook unreachable ({exc}); will retry")
+    context.update_cursor(str(newest))
+    return dg.SkipReason(f"{len(alerts)} alert(s) sent")

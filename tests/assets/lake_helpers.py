@@ -21,15 +21,15 @@ EVENT_KEYS = {"web_events", "esp_events"}
 
 
 def partitioned_assets() -> list[dg.AssetsDefinition]:
-    return [a for a in lake_assets if a.key.path[-1] in EVENT_KEYS]
+    return [a for a in lake_assets if any(k.path[-1] in EVENT_KEYS for k in a.keys)]
 
 
-def batch_assets(*names: str) -> list[dg.AssetsDefinition]:
-    return [
-        a
-        for a in lake_assets
-        if a.key.path[-1] not in EVENT_KEYS and (not names or a.key.path[-1] in names)
-    ]
+def batch_assets() -> list[dg.AssetsDefinition]:
+    return [a for a in lake_assets if not any(k.path[-1] in EVENT_KEYS for k in a.keys)]
+
+
+def batch_keys(*names: str) -> list[dg.AssetKey]:
+    return [k for a in batch_assets() for k in a.keys if not names or k.path[-1] in names]
 
 
 def landed_days(paths: Paths) -> list[str]:
@@ -56,7 +56,11 @@ def materialize_events(
 
 
 def materialize_batches(*names: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(batch_assets(*names), resources=source_resources())
+    return dg.materialize(
+        batch_assets(),
+        resources=source_resources(),
+        selection=dg.AssetSelection.assets(*batch_keys(*names)),
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult, source: str) -> dict:

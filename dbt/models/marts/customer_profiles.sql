@@ -101,7 +101,8 @@ final as (
             ])),
             ('consent_updated_at', 'consent.consent_updated_at'),
         ]) }} as preferences,
-        {{ as_of() }} as as_of
+        {{ as_of() }} as as_of,
+        cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
     from people
     left join emails using (person_id)
     left join demographics using (person_id)

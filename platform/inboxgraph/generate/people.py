@@ -169,7 +169,8 @@ class PersonSimulator:
             fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
 
     def _corrupt_web(self, message: dict, rng: random.Random, fp: Footprint) -> dict | str:
-        kinds = WEB_BAD_KINDS + (("invalid_email",) if message["type"] == "identify" else ())
+        has_email = message["type"] == "identify" and "email" in message.get("traits", {})
+        kinds = WEB_BAD_KINDS + (("invalid_email",) if has_email else ())
         kind = rng.choice(kinds)
         fp.count_bad("web_events", kind)
         bad = dict(message)

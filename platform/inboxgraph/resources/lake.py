@@ -8,8 +8,6 @@ partition or the new one, never a half-written file; re-writing a partition repl
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from inboxgraph.settings import resolve_paths
+from inboxgraph.storage import commit, write_atomic
 
 ZONES = ("raw", "quarantine")
 PARTITION_FILE = "data.parquet"
@@ -54,26 +53,15 @@ class LakeResource(dg.ConfigurableResource):
     ) -> str:
         """Replace one partition with ``frame`` atomically; returns the partition's path."""
         target = self.partition_path(zone, source, partition)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{PARTITION_FILE}.*.tmp"):
-            stale.unlink(missing_ok=True)
-        temporary = target.parent / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
-        try:
-            frame.write_parquet(temporary, compression="zstd", statistics=True)
-            with open(temporary, "rb") as handle:
-                os.fsync(handle.fileno())
-            self._commit(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomic(
+            target,
+            lambda temporary: frame.write_parquet(temporary, compression="zstd", statistics=True),
+            self._commit,
+        )
         return str(target)
 
     def _commit(self, temporary: Path, target: Path) -> None:
-        os.replace(temporary, target)
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        commit(temporary, target)
 
     def delete_partition(
         self, zone: str, source: str, partition: Mapping[str, str] | None = None

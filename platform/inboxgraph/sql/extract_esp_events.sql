@@ -25,5 +25,10 @@ select
     j ->> '$.reason' as reason_text,
     j ->> '$.type' as bounce_type,
     j ->> '$.asm_group_id' as asm_group_id,
-    (j -> '$.category')::varchar as category
+    (j -> '$.category')::varchar as category,
+    json_keys(j) as _keys,
+    -- Every field without a column of its own is kept, not dropped.
+    nullif(json_merge_patch(j, '{"sg_event_id": null, "sg_message_id": null, "email": null,
+        "event": null, "timestamp": null, "url": null, "reason": null, "type": null,
+        "asm_group_id": null, "category": null}')::varchar, '{}') as extra
 from doc

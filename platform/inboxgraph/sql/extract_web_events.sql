@@ -36,5 +36,11 @@ select
     j ->> '$.traits.email' as traits_email,
     (j -> '$.traits')::varchar as traits,
     (j -> '$.properties')::varchar as properties,
-    (j -> '$.context')::varchar as context
+    (j -> '$.context')::varchar as context,
+    json_keys(j) as _keys,
+    -- Every top-level field without a column of its own is kept, not dropped.
+    nullif(json_merge_patch(j, '{"type": null, "messageId": null, "anonymousId": null,
+        "userId": null, "event": null, "name": null, "previousId": null, "groupId": null,
+        "timestamp": null, "sentAt": null, "receivedAt": null, "traits": null,
+        "properties": null, "context": null}')::varchar, '{}') as extra
 from doc

@@ -57,6 +57,13 @@ def flag_duplicates(lf: pl.LazyFrame, key: str, reason: str) -> pl.LazyFrame:
     )
 
 
+def field_counts(prepared: pl.DataFrame) -> tuple[dict[str, int], int]:
+    """How many parsed records carry each top-level field (from the ``_keys`` list)."""
+    keys = prepared.filter(pl.col("json_ok")).get_column("_keys")
+    counts = keys.explode().drop_nulls().value_counts()
+    return dict(counts.iter_rows()), int(keys.len())
+
+
 def split_quarantine(
     lf: pl.LazyFrame, landed_columns: Sequence[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:

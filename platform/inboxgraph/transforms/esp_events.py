@@ -41,10 +41,41 @@ LANDED_COLUMNS = (
     "bounce_type",
     "asm_group_id",
     "category",
+    "extra",
     "_source_file",
     "_line",
     "_fingerprint",
 )
+
+# Fields SendGrid's Event Webhook documents for its events.
+KNOWN_FIELDS = {
+    "email",
+    "timestamp",
+    "event",
+    "sg_event_id",
+    "sg_message_id",
+    "category",
+    "url",
+    "reason",
+    "type",
+    "status",
+    "response",
+    "attempt",
+    "useragent",
+    "ip",
+    "tls",
+    "smtp-id",
+    "asm_group_id",
+    "marketing_campaign_id",
+    "marketing_campaign_name",
+    "url_offset",
+    "cert_err",
+    "pool",
+    "sg_template_id",
+    "sg_template_name",
+    "bounce_classification",
+}
+REQUIRED_FIELDS = {"email", "timestamp", "event", "sg_event_id"}
 
 _EARLIEST_EPOCH = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
 

@@ -18,6 +18,31 @@ from inboxgraph.transforms.common import (
 from inboxgraph.transforms.sql import query_frame
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
+# Top-level fields of the Segment Spec (common fields and every call's own).
+KNOWN_FIELDS = {
+    "type",
+    "messageId",
+    "anonymousId",
+    "userId",
+    "event",
+    "name",
+    "previousId",
+    "groupId",
+    "timestamp",
+    "sentAt",
+    "receivedAt",
+    "originalTimestamp",
+    "traits",
+    "properties",
+    "context",
+    "integrations",
+    "channel",
+    "version",
+    "category",
+    "_metadata",
+    "writeKey",
+}
+REQUIRED_FIELDS = {"type", "messageId", "timestamp"}
 OBJECT_FIELDS = ("properties", "traits", "context")
 
 LANDED_COLUMNS = (
@@ -36,6 +61,7 @@ LANDED_COLUMNS = (
     "traits",
     "properties",
     "context",
+    "extra",
     "_source_file",
     "_line",
     "_fingerprint",

@@ -1,0 +1,235 @@
+"""Audit trail, blocking checks and consent-aware exports on a full pipeline run."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import orjson
+import polars as pl
+import pytest
+
+from assets.activation import EXPORT_KEYS, activation_assets
+from inboxgraph.activation import BRAZE_BATCH_LIMIT
+from inboxgraph.definitions import defs
+from inboxgraph.resources.lake import LakeResource
+from inboxgraph.runner import RunSummary, prepare_instance, run_pipeline
+from inboxgraph.settings import Paths
+from tests.e2e.pipeline import AS_OF, pipeline_home, rerun
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Paths, RunSummary]]:
+    with pipeline_home(tmp_path_factory.mktemp("trust")) as result:
+        yield result
+
+
+def _sql(paths: Paths, query: str, *params: object) -> list[tuple]:
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        return con.execute(query, list(params)).fetchall()
+
+
+def _exports(paths: Paths, esp: str) -> list[Path]:
+    return sorted((Path(paths.exports) / esp).rglob("*.*"))
+
+
+def test_the_audit_trail_has_a_row_for_every_materialization(
+    pipeline: tuple[Paths, RunSummary],
+) -> None:
+    paths, summary = pipeline
+    instance = prepare_instance(paths)
+    for run_id in summary.run_ids:
+        events = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        expected = {
+            (
+                e.event_log_entry.dagster_event.asset_key.to_user_string(),
+                e.event_log_entry.dagster_event.partition,
+            )
+            for e in events
+        }
+        rows = _sql(
+            paths,
+            "select asset_key, partition, rows_out, code_version "
+            "from marts.audit_log where run_id = ?",
+            run_id,
+        )
+        assert {(key, partition) for key, partition, _, _ in rows} == expected
+        assert len(rows) == len(events)
+    lake_rows = _sql(
+        paths,
+        "select rows_in, rows_out, rows_quarantined, duration_s, "
+        "code_version from marts.audit_log where asset_key = "
+        "'lake/hubspot_contacts'",
+    )
+    rows_in, rows_out, quarantined, duration, version = lake_rows[0]
+    assert rows_in == rows_out + quarantined and duration is not None and version == "lake-1"
+    assert _sql(
+        paths, "select count(*) from marts.audit_log where asset_key = 'marts/audit_log'"
+    ) == [(1,)]
+
+
+def test_exports_parse_as_their_formats_and_hold_only_subscribed_people(
+    pipeline: tuple[Paths, RunSummary],
+) -> None:
+    paths, _ = pipeline
+    subscribed = {
+        e
+        for (e,) in _sql(
+            paths,
+            "select email from marts.customer_profiles where "
+            "preferences.email_status = 'subscribed'",
+        )
+    }
+    mailchimp = [p for p in _exports(paths, "mailchimp") if p.name.endswith("-add.csv")]
+    assert mailchimp
+    exported: set[str] = set()
+    for path in mailchimp:
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        assert list(rows[0]) == [
+            "Email Address",
+            "First Name",
+            "Last Name",
+            "Tags",
+            "TOP_CATEGORY",
+            "PRODUCTS",
+            "LTV_TIER",
+        ]
+        exported |= {r["Email Address"] for r in rows}
+    for path in [p for p in _exports(paths, "klaviyo") if p.name.endswith("-add.csv")]:
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        assert list(rows[0])[:3] == ["Email", "First Name", "Last Name"]
+        exported |= {r["Email"] for r in rows}
+    batches = [orjson.loads(p.read_bytes()) for p in _exports(paths, "braze")]
+    assert batches and all(0 < len(b["attributes"]) <= BRAZE_BATCH_LIMIT for b in batches)
+    exported |= {o["email"] for b in batches for o in b["attributes"] if "email" in o}
+    assert exported and exported <= subscribed
+    suppressed = list(
+        csv.DictReader(
+            io.StringIO((Path(paths.exports) / "suppression" / "suppressions.csv").read_text())
+        )
+    )
+    assert suppressed and {r["reason"] for r in suppressed} <= {
+        "unsubscribed",
+        "bounced",
+        "complained",
+    }
+    assert not {r["email"] for r in suppressed} & exported
+
+
+def _materialize_exports(paths: Paths) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        activation_assets,
+        resources=defs.resources,
+        instance=prepare_instance(paths),
+        selection=dg.AssetSelection.assets(*EXPORT_KEYS),
+    )
+
+
+def test_a_second_export_without_changes_adds_and_removes_nothing(
+    pipeline: tuple[Paths, RunSummary],
+) -> None:
+    paths, _ = pipeline
+    before = {esp: _exports(paths, esp) for esp in ("mailchimp", "klaviyo", "braze")}
+    result = _materialize_exports(paths)
+    for event in result.get_asset_materialization_events():
+        metadata = event.event_specific_data.materialization.metadata
+        assert (metadata["added"].value, metadata["removed"].value) == (0, 0)
+        assert metadata["files_written"].value == 0
+    assert {esp: _exports(paths, esp) for esp in before} == before
+
+
+def test_an_unsubscribe_shows_as_removed_in_the_next_delta(
+    pipeline: tuple[Paths, RunSummary],
+) -> None:
+    paths, _ = pipeline
+    segment, email = _sql(
+        paths,
+        "select segment_id, email from marts.segment_memberships "
+        "order by segment_id, email limit 1",
+    )[0]
+    when = AS_OF - timedelta(hours=2)
+    day = when.strftime("%Y-%m-%d")
+    folder = Path(paths.landing_url) / "esp_events" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    event = {
+        "email": email,
+        "event": "unsubscribe",
+        "timestamp": int(when.timestamp()),
+        "sg_event_id": "unsubscribe-test-1",
+        "sg_message_id": "m.test",
+    }
+    (folder / "unsubscribe-test.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    rerun(paths)
+    status = _sql(
+        paths, "select preferences.email_status from marts.customer_profiles where email = ?", email
+    )
+    assert status == [("unsubscribed",)]
+    removals = [p for p in _exports(paths, "mailchimp") if p.name == f"{segment}-remove.csv"]
+    assert removals
+    removed = {r["Email Address"] for r in csv.DictReader(io.StringIO(removals[-1].read_text()))}
+    assert email in removed
+    adds = [
+        p
+        for p in _exports(paths, "mailchimp")
+        if p.parent == removals[-1].parent and p.name.endswith("-add.csv")
+    ]
+    assert all(email not in p.read_text() for p in adds)
+
+
+def test_a_failed_blocking_check_stops_every_export(pipeline: tuple[Paths, RunSummary]) -> None:
+    paths, _ = pipeline
+    # Corrupt a mart's input: a CRM contact's address in the lake becomes invalid (as a faulty
+    # upstream write would). dbt builds the profile without complaint; the contract must not.
+    contacts = LakeResource(url=paths.lake_url)
+    (path,) = [
+        p for p in contacts.files("raw", "hubspot_contacts") if pl.read_parquet(p).height > 0
+    ][:1]
+    frame = pl.read_parquet(path)
+    broken = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit("broken-address"))
+        .otherwise(pl.col("email"))
+        .alias("email")
+    )
+    broken.write_parquet(path)
+    before = {esp: _exports(paths, esp) for esp in ("mailchimp", "klaviyo", "braze")}
+
+    summary = run_pipeline(paths, as_of=AS_OF, log=lambda _: None)
+
+    assert not summary.succeeded
+    assert "marts/customer_profiles:soda_contract" in summary.checks_failed
+    instance = prepare_instance(paths)
+    refresh = summary.run_ids[-1]
+    evaluations = [
+        r.event_log_entry.dagster_event.event_specific_data
+        for r in instance.get_records_for_run(
+            refresh, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    ]
+    profiles = next(
+        e
+        for e in evaluations
+        if e.asset_key == dg.AssetKey(["marts", "customer_profiles"])
+        and e.check_name == "soda_contract"
+    )
+    assert not profiles.passed
+    assert "email.valid email address" in profiles.metadata["failed_checks"].value
+    materialized = {
+        r.event_log_entry.dagster_event.asset_key
+        for r in instance.get_records_for_run(
+            refresh, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+    }
+    assert dg.AssetKey(["marts", "customer_profiles"]) in materialized
+    assert not {key for a in activation_assets for key in a.keys} & materialized
+    assert {esp: _exports(paths, esp) for esp in before} == before
+    frame.write_parquet(path)
