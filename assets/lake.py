@@ -380,6 +380,27 @@ def enrichment_lake(
     return _result(rows_in, landed, quarantined, paths, started)
 
 
+STREAM_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=5)
+)
+events_topic = dg.AssetSpec(
+    key=["sources", "events_topic"],
+    group_name="web",
+    kinds={"kafka"},
+    tags={"layer": "sources"},
+    description="The Kafka topic the collector produces tracked events to.",
+)
+web_events_stream = dg.AssetSpec(
+    key=["lake", "web_events_stream"],
+    group_name="web",
+    deps=[events_topic.key],
+    kinds={"kafka", "parquet"},
+    tags={"layer": "lake"},
+    freshness_policy=STREAM_FRESHNESS,
+    description="Segment messages landed by `inboxgraph stream` from Kafka, one file per topic, "
+    "partition and offset range; each landed batch is reported as a materialization.",
+)
+
 lake_assets = [
     web_events_lake,
     esp_events_lake,
@@ -387,3 +408,4 @@ lake_assets = [
     shop_tables,
     enrichment_lake,
 ]
+stream_specs = [events_topic, web_events_stream]

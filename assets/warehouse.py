@@ -13,6 +13,8 @@ from dagster_dbt import (
 )
 
 from inboxgraph.dbt_project import dbt_project, ensure_manifest
+from inboxgraph.resources.lake import LakeResource
+from inboxgraph.stream import ensure_stream_table
 
 WAREHOUSE_POOL = "warehouse"
 
@@ -25,6 +27,8 @@ MART_GROUPS = {
     "segment_memberships": "segments",
     "segments": "segments",
     "audience_members": "activation",
+    "customer_profiles_live": "live",
+    "cart_abandoners_live": "live",
 }
 
 
@@ -73,9 +77,13 @@ class WarehouseConfig(dg.Config):
     retry_policy=dg.RetryPolicy(max_retries=1, delay=10),
 )
 def warehouse_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: WarehouseConfig
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    lake: LakeResource,
+    config: WarehouseConfig,
 ) -> Iterator[Any]:
     """The warehouse: staging views, identity graph, profiles and segments, built by dbt."""
+    ensure_stream_table(lake)
     args = ["build", "--vars", json.dumps({"as_of": config.as_of or None})]
     if config.full_refresh:
         args.append("--full-refresh")

@@ -132,6 +132,64 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from inboxgraph.collector import CollectorSettings, KafkaSink, LandingSink, build_app
+
+    paths = ensure_environment()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    topic = os.environ.get("INBOXGRAPH_EVENTS_TOPIC", "inboxgraph.events")
+    if bootstrap:
+        sink = KafkaSink(bootstrap, topic)
+        where = f"Kafka {bootstrap} topic {topic}"
+    else:
+        sink = LandingSink(Path(paths.landing_url))
+        where = f"{paths.landing_url}/web_events (batch path)"
+    write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
+    app = build_app(sink, CollectorSettings(write_key=write_key))
+    print(
+        f"collecting on http://{args.host}:{args.port}/v1/ into {where}; "
+        f"write key {'required' if write_key else 'not required'}",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from inboxgraph.resources.lake import LakeResource
+    from inboxgraph.stream import StreamWorker, dagster_reporter, ensure_stream_table
+
+    paths = ensure_environment()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        print("inboxgraph stream needs KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lake = LakeResource(url=paths.lake_url)
+    ensure_stream_table(lake)
+    from inboxgraph.runner import prepare_instance
+
+    prepare_instance(paths)
+    worker = StreamWorker(
+        bootstrap,
+        os.environ.get("INBOXGRAPH_EVENTS_TOPIC", "inboxgraph.events"),
+        lake,
+        max_batch=args.max_batch,
+        max_wait_seconds=args.max_wait,
+        on_batch=None if args.no_report else dagster_reporter(),
+    )
+    landed = worker.run(idle_exit_seconds=args.exit_when_idle)
+    print(f"stream worker stopped; {landed} events landed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inboxgraph",
@@ -173,6 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--email", help="an address of the person")
     erase.add_argument("--user-id", help="a user id of the person")
     erase.set_defaults(func=cmd_forget)
+
+    collect = sub.add_parser("collect", help="the Segment-compatible event collector")
+    collect.add_argument("--host", default="127.0.0.1")
+    collect.add_argument("--port", type=_positive, default=8088)
+    collect.set_defaults(func=cmd_collect)
+
+    stream = sub.add_parser("stream", help="the stream worker: Kafka -> lake")
+    stream.add_argument(
+        "--max-batch", type=_positive, default=5_000, help="most messages per micro-batch"
+    )
+    stream.add_argument(
+        "--max-wait", type=float, default=0.5, help="seconds to wait for a micro-batch to fill"
+    )
+    stream.add_argument(
+        "--exit-when-idle",
+        type=float,
+        default=None,
+        help="stop after this many seconds without messages",
+    )
+    stream.add_argument(
+        "--no-report", action="store_true", help="do not report batches to the Dagster instance"
+    )
+    stream.set_defaults(func=cmd_stream)
     return parser
 
 

@@ -9,7 +9,7 @@ from dagster_dbt import DbtCliResource
 
 from assets.activation import activation_assets
 from assets.audit import audit_log
-from assets.lake import lake_assets, source_specs
+from assets.lake import lake_assets, source_specs, stream_specs
 from assets.quality import quality_checks
 from assets.warehouse import warehouse_dbt_models
 from inboxgraph.alerts import AlertWebhook
@@ -61,7 +61,14 @@ nightly_refresh = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=dg.map_asset_specs(
         _with_freshness,
-        [*source_specs, *lake_assets, warehouse_dbt_models, *activation_assets, audit_log],
+        [
+            *source_specs,
+            *stream_specs,
+            *lake_assets,
+            warehouse_dbt_models,
+            *activation_assets,
+            audit_log,
+        ],
     ),
     asset_checks=quality_checks,
     jobs=[ingest_events_job, refresh_job],

@@ -21,7 +21,9 @@ import orjson
 
 from inboxgraph.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from inboxgraph.generate.writer import SHOP_SCHEMA
+from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
+from inboxgraph.stream import ensure_stream_table
 from tests.assets.lake_helpers import materialize_batches, materialize_events
 
 AS_OF = datetime(2026, 11, 28, 0, 0, 0)
@@ -189,6 +191,7 @@ def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
     """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
     materialize_events(paths)
     materialize_batches()
+    ensure_stream_table(LakeResource(url=paths.lake_url))
     completed = subprocess.run(
         [
             dbt_executable(),

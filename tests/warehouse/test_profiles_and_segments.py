@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
+import polars as pl
 import pytest
 
+from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths, ensure_environment
+from inboxgraph.stream import STREAM_SOURCE, batch_file_name
+from inboxgraph.transforms import web_events
+from inboxgraph.transforms.common import split_quarantine
 from tests.conftest import CONFIG_VARIABLES
 from tests.warehouse.scenario import AS_OF, Landing, ago, land_and_build, person_of, query
 
@@ -332,3 +339,102 @@ def test_a_later_event_merges_two_people_on_the_next_run(warehouse: Paths) -> No
     assert person_of(warehouse, "anonymous_id", "anon-late") == user
     assert person_of(warehouse, "user_id", "u-late") == user, "person_id stays stable"
     assert person_of(warehouse, "user_id", "u-chain") == chain
+
+
+# ---------------------------------------------------------------------- live layer
+def _stream_file(paths: Paths, messages: list[dict], first_offset: int) -> None:
+    """Land messages in the stream table exactly as the stream worker names and writes them."""
+    now = datetime.now(UTC)
+    raw = [orjson.dumps({**m, "receivedAt": now.isoformat()}).decode() for m in messages]
+    lines = pl.DataFrame(
+        {
+            "_raw": raw,
+            "_source_file": ["kafka://t/0"] * len(raw),
+            "_line": range(first_offset, first_offset + len(raw)),
+        },
+        schema={"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64},
+    )
+    good, bad = split_quarantine(
+        web_events.prepare(lines, now.date()), list(web_events.LANDED_COLUMNS)
+    )
+    assert bad.is_empty()
+    lake = LakeResource(url=paths.lake_url)
+    target = lake.partition_path("raw", STREAM_SOURCE, {"received_date": now.date().isoformat()})
+    lake.write_file(
+        target.with_name(batch_file_name("t", 0, first_offset, first_offset + len(raw) - 1)), good
+    )
+
+
+def test_live_profiles_move_with_the_stream_without_a_batch_run(warehouse: Paths) -> None:
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    person = person_of(warehouse, "user_id", "u-cart8")
+    before = query(
+        warehouse,
+        "select live.page_views_today, live.last_cart_event_at from "
+        "marts.customer_profiles_live where person_id = ?",
+        person,
+    )
+    assert before[0][0] == 0
+    assert "cart8@example.com" not in {
+        e for (e,) in query(warehouse, "select email from marts.cart_abandoners_live")
+    }
+    _stream_file(
+        warehouse,
+        [
+            {
+                "type": "identify",
+                "messageId": "live-1",
+                "anonymousId": "anon-new-phone",
+                "userId": "u-cart8",
+                "timestamp": stamp,
+            },
+            {
+                "type": "page",
+                "messageId": "live-2",
+                "anonymousId": "anon-new-phone",
+                "timestamp": stamp,
+                "name": "Home",
+            },
+            {
+                "type": "track",
+                "messageId": "live-3",
+                "anonymousId": "anon-new-phone",
+                "event": "Product Added",
+                "timestamp": stamp,
+                "properties": {"product_id": "P0001"},
+            },
+            {
+                "type": "page",
+                "messageId": "live-4",
+                "anonymousId": "anon-stranger",
+                "timestamp": stamp,
+                "name": "Home",
+            },
+        ],
+        first_offset=0,
+    )
+    views, cart_at, products = query(
+        warehouse,
+        "select live.page_views_today, live.last_cart_event_at, "
+        "live.open_cart_product_ids from marts.customer_profiles_live "
+        "where person_id = ?",
+        person,
+    )[0]
+    assert views == 1, "the new device's page view is attributed through the identify call"
+    assert cart_at is not None and cart_at.date() == now.date()
+    assert products[0] == "P0001"
+    assert "cart8@example.com" in {
+        e for (e,) in query(warehouse, "select email from marts.cart_abandoners_live")
+    }
+    provisional = query(
+        warehouse, "select count(*) from marts.customer_profiles_live where provisional"
+    )
+    assert provisional == [(1,)]
+    unsubscribed = query(
+        warehouse,
+        "select count(*) from marts.cart_abandoners_live c join "
+        "marts.customer_profiles p using (person_id) where "
+        "p.preferences.email_status != 'subscribed'",
+    )
+    assert unsubscribed == [(0,)]

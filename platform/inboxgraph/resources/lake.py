@@ -60,6 +60,15 @@ class LakeResource(dg.ConfigurableResource):
         )
         return str(target)
 
+    def write_file(self, target: Path, frame: pl.DataFrame) -> str:
+        """Write one named Parquet file of a table atomically (stream batches)."""
+        write_atomic(
+            target,
+            lambda temporary: frame.write_parquet(temporary, compression="zstd", statistics=True),
+            self._commit,
+        )
+        return str(target)
+
     def _commit(self, temporary: Path, target: Path) -> None:
         commit(temporary, target)
 

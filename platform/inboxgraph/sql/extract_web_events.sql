@@ -1,46 +1,67 @@
 -- Segment Spec messages, one JSON document per line of `lines(_raw, _source_file, _line)`.
--- Invalid JSON yields nulls (json_ok = false); json_type tells wrong types from missing ones.
+-- Each document is parsed once: every field comes from one multi-path extraction. Invalid JSON
+-- yields nulls (json_ok = false); json_type tells wrong types from missing fields.
 with parsed as (
     select
         _raw,
         _source_file,
         _line,
-        coalesce(case when json_valid(_raw) then json_type(_raw::json) = 'OBJECT' end, false) as json_ok
+        coalesce(
+            case when json_valid(_raw) then json_type(_raw::json) = 'OBJECT' end, false
+        ) as json_ok
     from lines
 ),
+
 doc as (
-    select *, case when json_ok then _raw::json end as j from parsed
+    select
+        *,
+        case when json_ok then json_extract_string(_raw, [
+            '$.messageId', '$.type', '$.anonymousId', '$.userId', '$.event', '$.name',
+            '$.previousId', '$.groupId', '$.timestamp', '$.sentAt', '$.receivedAt',
+            '$.traits.email'
+        ]) end as s,
+        case when json_ok then json_type(_raw, [
+            '$.messageId', '$.timestamp', '$.properties', '$.traits', '$.context'
+        ]) end as t,
+        case when json_ok then json_extract(_raw, ['$.traits', '$.properties', '$.context'])
+        end as o,
+        case when json_ok then json_keys(_raw) end as _keys
+    from parsed
 )
+
 select
     _raw,
     _source_file,
     _line,
     json_ok,
-    j ->> '$.messageId' as message_id,
-    j ->> '$.type' as type,
-    j ->> '$.anonymousId' as anonymous_id,
-    j ->> '$.userId' as user_id,
-    j ->> '$.event' as event,
-    j ->> '$.name' as name,
-    j ->> '$.previousId' as previous_id,
-    j ->> '$.groupId' as group_id,
-    json_type(j, '$.messageId') as message_id_type,
-    json_type(j, '$.timestamp') as timestamp_type,
-    json_type(j, '$.properties') as properties_type,
-    json_type(j, '$.traits') as traits_type,
-    json_type(j, '$.context') as context_type,
-    j ->> '$.timestamp' as timestamp_text,
-    try_cast(j ->> '$.timestamp' as timestamptz) as timestamp,
-    try_cast(j ->> '$.sentAt' as timestamptz) as sent_at,
-    try_cast(j ->> '$.receivedAt' as timestamptz) as received_at,
-    j ->> '$.traits.email' as traits_email,
-    (j -> '$.traits')::varchar as traits,
-    (j -> '$.properties')::varchar as properties,
-    (j -> '$.context')::varchar as context,
-    json_keys(j) as _keys,
+    s[1] as message_id,
+    s[2] as type,
+    s[3] as anonymous_id,
+    s[4] as user_id,
+    s[5] as event,
+    s[6] as name,
+    s[7] as previous_id,
+    s[8] as group_id,
+    t[1] as message_id_type,
+    t[2] as timestamp_type,
+    t[3] as properties_type,
+    t[4] as traits_type,
+    t[5] as context_type,
+    s[9] as timestamp_text,
+    try_cast(s[9] as timestamptz) as timestamp,
+    try_cast(s[10] as timestamptz) as sent_at,
+    try_cast(s[11] as timestamptz) as received_at,
+    s[12] as traits_email,
+    o[1]::varchar as traits,
+    o[2]::varchar as properties,
+    o[3]::varchar as context,
+    _keys,
     -- Every top-level field without a column of its own is kept, not dropped.
-    nullif(json_merge_patch(j, '{"type": null, "messageId": null, "anonymousId": null,
-        "userId": null, "event": null, "name": null, "previousId": null, "groupId": null,
-        "timestamp": null, "sentAt": null, "receivedAt": null, "traits": null,
-        "properties": null, "context": null}')::varchar, '{}') as extra
+    case when len(list_filter(_keys, k -> k not in (
+        'type', 'messageId', 'anonymousId', 'userId', 'event', 'name', 'previousId',
+        'groupId', 'timestamp', 'sentAt', 'receivedAt', 'traits', 'properties', 'context'
+    ))) > 0 then json_merge_patch(_raw::json, '{"type": null, "messageId": null,
+        "anonymousId": null, "userId": null, "event": null, "name": null, "previousId": null,
+        "groupId": null, "timestamp": null, "sentAt": null, "receivedAt": null,
+        "traits": null, "properties": null, "context": null}')::varchar end as extra
 from doc

@@ -1,0 +1,280 @@
+"""The stream worker: Kafka -> lake, exactly once in effect.
+
+It consumes the events topic in micro-batches and writes each partition's batch as Parquet
+files named by topic, partition and offset range (one per received date), under
+``lake/raw/web_events_stream/received_date=<day>/``. Offsets are committed only after the
+files are durable. When a partition is assigned, files starting at or after its committed
+offset are left-overs of a worker that died before committing: they are removed and those
+offsets are consumed again, so every event lands in exactly one file. Several workers share one
+consumer group and split the topic's partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+
+from inboxgraph.privacy import drop_tombstoned, read_tombstones
+from inboxgraph.resources.lake import LakeResource
+from inboxgraph.transforms import web_events
+from inboxgraph.transforms.common import split_quarantine
+
+logger = logging.getLogger("inboxgraph.stream")
+
+STREAM_SOURCE = "web_events_stream"
+GROUP_ID = "inboxgraph-stream"
+
+
+def batch_file_name(topic: str, partition: int, first: int, last: int) -> str:
+    return f"{topic}-{partition:04d}-{first:020d}-{last:020d}.data.parquet"
+
+
+def parse_batch_file(name: str) -> tuple[str, int, int, int] | None:
+    stem = name.removesuffix(".data.parquet")
+    parts = stem.rsplit("-", 3)
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+        return None
+    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+
+
+@dataclass
+class BatchReport:
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    landed: int
+    quarantined: int
+    erased: int
+    lag: int
+    paths: list[str] = field(default_factory=list)
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        lake: LakeResource,
+        group_id: str = GROUP_ID,
+        max_batch: int = 20_000,
+        max_wait_seconds: float = 0.5,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.lake = lake
+        self.max_batch = max_batch
+        self.max_wait = max_wait_seconds
+        self.on_batch = on_batch
+        self.running = True
+        self.assigned_at: float | None = None
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 100,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "partition.assignment.strategy": "range",
+            }
+        )
+
+    # ------------------------------------------------------------------ files
+    def _root(self) -> Path:
+        return self.lake.table_dir("raw", STREAM_SOURCE)
+
+    def _files(self, zone: str, partition: int) -> list[tuple[Path, int]]:
+        folder = self.lake.table_dir(zone, STREAM_SOURCE)
+        found = []
+        for path in folder.rglob(f"{self.topic}-{partition:04d}-*.data.parquet"):
+            parsed = parse_batch_file(path.name)
+            if parsed and parsed[0] == self.topic and parsed[1] == partition:
+                found.append((path, parsed[2]))
+        return found
+
+    def discard_uncommitted(self, partition: int, committed: int) -> int:
+        """Remove files a dead worker wrote past the committed offset; returns how many."""
+        removed = 0
+        for zone in ("raw", "quarantine"):
+            for path, first in self._files(zone, partition):
+                if first >= committed:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=30)
+        for tp in committed:
+            start = tp.offset if tp.offset != OFFSET_INVALID else 0
+            removed = self.discard_uncommitted(tp.partition, start)
+            if removed:
+                logger.warning(
+                    f"partition {tp.partition}: removed {removed} uncommitted "
+                    f"file(s) from offset {start}"
+                )
+        self.assigned_at = time.monotonic()
+        logger.info(f"assigned partitions {[tp.partition for tp in partitions]}")
+
+    # ------------------------------------------------------------------ batches
+    def _write(self, partition: int, messages: list[Message]) -> BatchReport:
+        first, last = messages[0].offset(), messages[-1].offset()
+        name = batch_file_name(self.topic, partition, first, last)
+        frame = (
+            pl.DataFrame(
+                {
+                    "_raw": [m.value() for m in messages],
+                    "_line": [m.offset() for m in messages],
+                    "_received": [m.timestamp()[1] for m in messages],
+                },
+                schema={"_raw": pl.Binary, "_line": pl.Int64, "_received": pl.Int64},
+            )
+            .with_columns(
+                pl.col("_raw").cast(pl.String),
+                pl.lit(f"kafka://{self.topic}/{partition}").alias("_source_file"),
+                pl.from_epoch("_received", time_unit="ms").dt.date().cast(pl.String),
+            )
+            .select("_raw", "_source_file", "_line", "_received")
+        )
+        tombstones = read_tombstones(self.lake)
+        report = BatchReport(self.topic, partition, first, last, 0, 0, 0, 0)
+        for (day,), lines in frame.group_by("_received", maintain_order=True):
+            prepared = web_events.prepare(
+                lines.drop("_received"), datetime.fromisoformat(day).date()
+            ).collect()
+            prepared, erased = drop_tombstoned(prepared, "web_events", tombstones)
+            good, bad = split_quarantine(prepared.lazy(), list(web_events.LANDED_COLUMNS))
+            folder = {"received_date": day}
+            for zone, rows in (("raw", good), ("quarantine", bad)):
+                if rows.height or zone == "raw":
+                    target = self.lake.partition_path(zone, STREAM_SOURCE, folder).with_name(name)
+                    self.lake.write_file(target, rows)
+                    report.paths.append(str(target))
+            report.landed += good.height
+            report.quarantined += bad.height
+            report.erased += erased
+        return report
+
+    def _lag(self, partition: int, next_offset: int) -> int:
+        _, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), timeout=5, cached=True
+        )
+        return max(0, high - next_offset)
+
+    def process(self, messages: list[Message]) -> list[BatchReport]:
+        """Land one poll's messages, then commit their offsets; returns what was landed."""
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            if message.error():
+                logger.warning(f"consumer error: {message.error()}")
+                continue
+            by_partition.setdefault(message.partition(), []).append(message)
+        reports = [self._write(p, ms) for p, ms in sorted(by_partition.items())]
+        if not reports:
+            return []
+        offsets = [TopicPartition(self.topic, r.partition, r.last_offset + 1) for r in reports]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException:
+            # The partition moved to another worker: our files are not ours to keep.
+            for report in reports:
+                for path in report.paths:
+                    Path(path).unlink(missing_ok=True)
+            raise
+        for report in reports:
+            report.lag = self._lag(report.partition, report.last_offset + 1)
+            if self.on_batch is not None:
+                self.on_batch(report)
+        return reports
+
+    def run(self, idle_exit_seconds: float | None = None) -> int:
+        """Consume until stopped (SIGTERM/SIGINT), or idle that long; returns events landed."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign)
+        landed = 0
+        last_message = None
+        try:
+            while self.running:
+                messages = self.consumer.consume(self.max_batch, self.max_wait)
+                if not messages:
+                    # Idle time counts from the assignment (joining a group takes a while).
+                    since = last_message or self.assigned_at
+                    if (
+                        idle_exit_seconds is not None
+                        and since is not None
+                        and (time.monotonic() - since > idle_exit_seconds)
+                    ):
+                        break
+                    continue
+                last_message = time.monotonic()
+                try:
+                    reports = self.process(messages)
+                except KafkaException as exc:
+                    logger.warning(f"commit failed, batch discarded for re-delivery: {exc}")
+                    continue
+                landed += sum(r.landed for r in reports)
+        finally:
+            self.consumer.close()
+        return landed
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def dagster_reporter() -> Callable[[BatchReport], None]:
+    """Report each landed batch as a materialization of ``lake/web_events_stream``."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    key = dg.AssetKey(["lake", STREAM_SOURCE])
+
+    def report(batch: BatchReport) -> None:
+        try:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=key,
+                    metadata={
+                        "dagster/row_count": batch.landed,
+                        "rows_landed": batch.landed,
+                        "rows_quarantined": batch.quarantined,
+                        "rows_erased": batch.erased,
+                        "rows_in": batch.landed + batch.quarantined + batch.erased,
+                        "topic": batch.topic,
+                        "partition": batch.partition,
+                        "offsets": f"{batch.first_offset}..{batch.last_offset}",
+                        "consumer_lag": batch.lag,
+                        "paths": dg.MetadataValue.json(batch.paths),
+                    },
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - reporting must never stop landing
+            logger.warning(f"could not report the batch to Dagster: {exc}")
+        logger.info(
+            f"partition {batch.partition} offsets {batch.first_offset}..{batch.last_offset}"
+            f": {batch.landed} landed, {batch.quarantined} quarantined, lag {batch.lag}"
+        )
+
+    return report
+
+
+def ensure_stream_table(lake: LakeResource) -> None:
+    """An empty, typed file so the stream table exists (and reads) before any event lands."""
+    if lake.files("raw", STREAM_SOURCE):
+        return
+    empty = pl.DataFrame(schema={"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64})
+    good, _ = split_quarantine(
+        web_events.prepare(empty, datetime.now(UTC).date()), list(web_events.LANDED_COLUMNS)
+    )
+    target = lake.partition_path("raw", STREAM_SOURCE, {"received_date": "1970-01-01"})
+    lake.write_file(target.with_name("_schema.data.parquet"), good)

@@ -1,0 +1,158 @@
+"""Kafka -> lake, exactly once in effect, with a real broker (Tansu) started by the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+from confluent_kafka import Producer
+
+from inboxgraph.collector import CollectorSettings, KafkaSink, build_app
+from inboxgraph.local_kafka import create_topic, tansu_broker
+from inboxgraph.resources.lake import LakeResource
+from inboxgraph.settings import Paths
+from inboxgraph.stream import STREAM_SOURCE, StreamWorker, parse_batch_file
+from tests.stream.server import serve
+
+pytestmark = pytest.mark.e2e
+KEY = "stream-key"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+def _landed(paths: Paths) -> pl.DataFrame:
+    scan = LakeResource(url=paths.lake_url).scan("raw", STREAM_SOURCE)
+    assert scan is not None, "nothing landed"
+    return scan.select("message_id", "_source_file", "_line").collect()
+
+
+def test_segment_client_events_reach_the_lake_exactly_once(
+    broker: str, platform_home: Paths
+) -> None:
+    import segment.analytics as analytics
+
+    topic = "events-client"
+    create_topic(broker, topic, partitions=3)
+    sink = KafkaSink(broker, topic)
+    with serve(build_app(sink, CollectorSettings(write_key=KEY))) as url:
+        client = analytics.Client(KEY, host=url, sync_mode=True, max_retries=1)
+        for n in range(300):
+            client.track(
+                anonymous_id=f"anon-{n % 40}",
+                event="Product Viewed",
+                properties={"product_id": f"P{n:04d}"},
+            )
+        client.identify("user-7", {"email": "seven@example.com"}, anonymous_id="anon-7")
+        client.flush()
+    reports = []
+    worker = StreamWorker(
+        broker,
+        topic,
+        LakeResource(url=platform_home.lake_url),
+        group_id="client-test",
+        on_batch=reports.append,
+    )
+    landed = worker.run(idle_exit_seconds=5)
+    assert landed == 301
+    rows = _landed(platform_home)
+    assert rows.height == 301 and rows["message_id"].n_unique() == 301
+    assert {r.partition for r in reports} == {0, 1, 2}
+    assert all(r.lag == 0 for r in reports[-3:])
+    names = [
+        parse_batch_file(p.name)
+        for p in Path(platform_home.lake_url).rglob(f"{topic}-*.data.parquet")
+    ]
+    assert names and all(n is not None and n[0] == topic for n in names)
+
+
+def _produce(bootstrap: str, topic: str, count: int, done: threading.Event) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+    )
+    for n in range(count):
+        message = {
+            "type": "track",
+            "messageId": f"m-{n:07d}",
+            "anonymousId": f"a-{n % 997}",
+            "event": "Product Viewed",
+            "timestamp": "2026-11-28T10:00:00.000Z",
+            "receivedAt": "2026-11-28T10:00:01.000Z",
+            "properties": {"n": n},
+        }
+        producer.produce(topic, key=message["anonymousId"], value=orjson.dumps(message))
+        if n % 1000 == 0:
+            producer.poll(0)
+            time.sleep(0.02)
+    producer.flush(60)
+    done.set()
+
+
+def _worker(topic: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inboxgraph.cli",
+            "stream",
+            "--no-report",
+            "--max-batch",
+            "2000",
+            "--exit-when-idle",
+            "6",
+        ],
+        env={**os.environ, "INBOXGRAPH_EVENTS_TOPIC": topic},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_worker_killed_repeatedly_lands_every_event_exactly_once(
+    broker: str, platform_home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = "events-sigkill"
+    total = 100_000
+    create_topic(broker, topic, partitions=3)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker)
+    done = threading.Event()
+    producer = threading.Thread(target=_produce, args=(broker, topic, total, done))
+    producer.start()
+    lake = Path(platform_home.lake_url)
+
+    def files() -> int:
+        return len(list(lake.rglob(f"{topic}-*.data.parquet")))
+
+    landed_at_kill = []
+    for _ in range(3):
+        worker = _worker(topic)
+        before = files()
+        deadline = time.monotonic() + 120
+        while files() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Kill it in the middle of its work: it has landed batches and is landing more.
+        time.sleep(0.4)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        landed_at_kill.append(files())
+    assert all(n > 0 for n in landed_at_kill)
+    producer.join(timeout=300)
+    assert done.is_set(), "the producer did not finish"
+    final = _worker(topic)
+    assert final.wait(timeout=600) == 0
+    rows = _landed(platform_home)
+    assert rows["message_id"].n_unique() == total
+    assert rows.height == total, f"{rows.height - total} duplicates"
+    offsets = rows.group_by("_source_file").agg(pl.col("_line").n_unique(), pl.len())
+    assert (offsets["_line"] == offsets["len"]).all(), "an offset landed twice"
