@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint ui bench clean
+.PHONY: demo test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,9 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-ui: $(VENV)/.installed
-	$(BIN)/inboxgraph ui
-
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/identity.py
+	$(BIN)/python bench/stream.py
 
 clean:
 	rm -rf data dbt/target dbt/logs
