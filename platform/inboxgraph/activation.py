@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,74 +76,81 @@ def _products(value: object) -> str:
     return "|".join(value) if isinstance(value, list) else ""
 
 
+def _csv_delta_files(
+    segment: str,
+    delta: Delta,
+    added: tuple[list[str], Callable[[dict], list[object]]],
+    removed: tuple[list[str], Callable[[dict], list[object]]],
+) -> dict[str, bytes]:
+    """``<segment>-add.csv`` and ``<segment>-remove.csv``, each only when it has rows; the
+    ESP decides the header and the row of each."""
+    files = {}
+    for suffix, rows, (header, row) in (
+        ("add", delta.added, added),
+        ("remove", delta.removed, removed),
+    ):
+        if not rows.is_empty():
+            files[f"{segment}-{suffix}.csv"] = _csv(
+                header, (row(r) for r in rows.iter_rows(named=True))
+            )
+    return files
+
+
 def mailchimp_files(segment: str, delta: Delta) -> dict[str, bytes]:
     """Mailchimp audience import CSVs: subscribed contacts to add (tagged with the segment),
     and addresses whose segment tag is removed."""
-    files = {}
-    if not delta.added.is_empty():
-        header = [
-            "Email Address",
-            "First Name",
-            "Last Name",
-            "Tags",
-            "TOP_CATEGORY",
-            "PRODUCTS",
-            "LTV_TIER",
-        ]
-        files[f"{segment}-add.csv"] = _csv(
-            header,
-            (
-                [
-                    r["email"],
-                    r["first_name"] or "",
-                    r["last_name"] or "",
-                    segment,
-                    r["top_category"] or "",
-                    _products(r["featured_products"]),
-                    r["lifetime_value_tier"] or "",
-                ]
-                for r in delta.added.iter_rows(named=True)
-            ),
-        )
-    if not delta.removed.is_empty():
-        files[f"{segment}-remove.csv"] = _csv(
-            ["Email Address", "Tags"],
-            ([r["email"], segment] for r in delta.removed.iter_rows(named=True)),
-        )
-    return files
+    return _csv_delta_files(
+        segment,
+        delta,
+        added=(
+            [
+                "Email Address",
+                "First Name",
+                "Last Name",
+                "Tags",
+                "TOP_CATEGORY",
+                "PRODUCTS",
+                "LTV_TIER",
+            ],
+            lambda r: [
+                r["email"],
+                r["first_name"] or "",
+                r["last_name"] or "",
+                segment,
+                r["top_category"] or "",
+                _products(r["featured_products"]),
+                r["lifetime_value_tier"] or "",
+            ],
+        ),
+        removed=(["Email Address", "Tags"], lambda r: [r["email"], segment]),
+    )
 
 
 def klaviyo_files(segment: str, delta: Delta) -> dict[str, bytes]:
     """Klaviyo profile import CSVs (one list per segment): profiles to add, emails to remove."""
-    files = {}
-    if not delta.added.is_empty():
-        header = [
-            "Email",
-            "First Name",
-            "Last Name",
-            "top_category",
-            "featured_products",
-            "lifetime_value_tier",
-        ]
-        files[f"{segment}-add.csv"] = _csv(
-            header,
-            (
-                [
-                    r["email"],
-                    r["first_name"] or "",
-                    r["last_name"] or "",
-                    r["top_category"] or "",
-                    _products(r["featured_products"]),
-                    r["lifetime_value_tier"] or "",
-                ]
-                for r in delta.added.iter_rows(named=True)
-            ),
-        )
-    if not delta.removed.is_empty():
-        files[f"{segment}-remove.csv"] = _csv(
-            ["Email"], ([r["email"]] for r in delta.removed.iter_rows(named=True))
-        )
-    return files
+    return _csv_delta_files(
+        segment,
+        delta,
+        added=(
+            [
+                "Email",
+                "First Name",
+                "Last Name",
+                "top_category",
+                "featured_products",
+                "lifetime_value_tier",
+            ],
+            lambda r: [
+                r["email"],
+                r["first_name"] or "",
+                r["last_name"] or "",
+                r["top_category"] or "",
+                _products(r["featured_products"]),
+                r["lifetime_value_tier"] or "",
+            ],
+        ),
+        removed=(["Email"], lambda r: [r["email"]]),
+    )
 
 
 def braze_batches(segment: str, delta: Delta) -> list[dict]:

@@ -1,0 +1,86 @@
+"""Export formats and deltas, on tiny frames."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from inboxgraph.activation import (
+    BRAZE_BATCH_LIMIT,
+    Delta,
+    braze_batches,
+    compute_delta,
+    klaviyo_files,
+    mailchimp_files,
+    mask_email,
+)
+
+MEMBER = {
+    "segment_id": pl.String,
+    "person_id": pl.String,
+    "email": pl.String,
+    "first_name": pl.String,
+    "last_name": pl.String,
+    "top_category": pl.String,
+    "featured_products": pl.List(pl.String),
+    "lifetime_value_tier": pl.String,
+}
+STATE = {k: MEMBER[k] for k in ("segment_id", "person_id", "email")}
+
+
+def _member(person: str, email: str) -> dict:
+    return {
+        "segment_id": "s",
+        "person_id": person,
+        "email": email,
+        "first_name": "A",
+        "last_name": None,
+        "top_category": "Shoes",
+        "featured_products": ["P1", "P2"],
+        "lifetime_value_tier": "top",
+    }
+
+
+def test_csv_formats_name_their_columns_as_the_esps_do() -> None:
+    added = pl.DataFrame([_member("p", "a@x.com")], schema=MEMBER)
+    removed = pl.DataFrame(
+        [{"segment_id": "s", "person_id": "q", "email": "b@x.com"}], schema=STATE
+    )
+    mailchimp = mailchimp_files("s", Delta(added, removed))
+    assert mailchimp == {
+        "s-add.csv": b"Email Address,First Name,Last Name,Tags,TOP_CATEGORY,PRODUCTS,LTV_TIER\n"
+        b"a@x.com,A,,s,Shoes,P1|P2,top\n",
+        "s-remove.csv": b"Email Address,Tags\nb@x.com,s\n",
+    }
+    klaviyo = klaviyo_files("s", Delta(added, removed))
+    assert klaviyo["s-add.csv"].splitlines()[0] == (
+        b"Email,First Name,Last Name,top_category,featured_products,lifetime_value_tier"
+    )
+    assert klaviyo["s-remove.csv"] == b"Email\nb@x.com\n"
+    assert mailchimp_files("s", Delta(added.clear(), removed.clear())) == {}
+
+
+def test_braze_batches_stay_within_the_request_limit() -> None:
+    added = pl.DataFrame([_member(f"p{n}", f"{n}@x.com") for n in range(160)], schema=MEMBER)
+    batches = braze_batches("s", Delta(added, pl.DataFrame(schema=STATE)))
+    assert [len(b["attributes"]) for b in batches] == [BRAZE_BATCH_LIMIT, BRAZE_BATCH_LIMIT, 10]
+    assert batches[0]["attributes"][0]["inboxgraph_segments"] == {"add": ["s"]}
+
+
+def test_delta_adds_newcomers_and_removes_leavers_only() -> None:
+    current = pl.DataFrame([_member("p1", "1@x.com"), _member("p2", "2@x.com")], schema=MEMBER)
+    previous = pl.DataFrame(
+        [
+            {"segment_id": "s", "person_id": "p2", "email": "2@x.com"},
+            {"segment_id": "s", "person_id": "p3", "email": "3@x.com"},
+        ],
+        schema=STATE,
+    )
+    delta = compute_delta(current, previous)
+    assert delta.added["person_id"].to_list() == ["p1"]
+    assert delta.removed["person_id"].to_list() == ["p3"]
+    assert compute_delta(current, current.select(list(STATE))).empty
+
+
+def test_masked_addresses_hide_the_local_part() -> None:
+    masked = mask_email("jane.doe@example.com")
+    assert masked.endswith("@example.com") and "jane" not in masked
