@@ -15,9 +15,7 @@ renamed as (
 ),
 
 deduplicated as (
-    select *
-    from renamed
-    qualify row_number() over (partition by enrichment_id order by source_line desc) = 1
+    {{ deduplicate('renamed', 'enrichment_id', 'source_line desc') }}
 ),
 
 final as (

@@ -21,11 +21,7 @@ renamed as (
 ),
 
 deduplicated as (
-    select *
-    from renamed
-    qualify row_number() over (
-        partition by event_id order by received_date, source_file, source_line
-    ) = 1
+    {{ deduplicate('renamed', 'event_id', 'received_date, source_file, source_line') }}
 ),
 
 final as (

@@ -23,11 +23,7 @@ renamed as (
 ),
 
 latest_version as (
-    select *
-    from renamed
-    qualify row_number() over (
-        partition by contact_id order by updated_at desc, extracted_at desc
-    ) = 1
+    {{ deduplicate('renamed', 'contact_id', 'updated_at desc, extracted_at desc') }}
 ),
 
 final as (

@@ -18,11 +18,7 @@ renamed as (
 ),
 
 latest_version as (
-    select *
-    from renamed
-    qualify row_number() over (
-        partition by order_id order by updated_at desc, extracted_at desc
-    ) = 1
+    {{ deduplicate('renamed', 'order_id', 'updated_at desc, extracted_at desc') }}
 ),
 
 final as (

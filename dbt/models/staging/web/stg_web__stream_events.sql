@@ -22,11 +22,7 @@ renamed as (
 ),
 
 deduplicated as (
-    select *
-    from renamed
-    qualify row_number() over (
-        partition by event_id order by received_at, source_file, source_line
-    ) = 1
+    {{ deduplicate('renamed', 'event_id', 'received_at, source_file, source_line') }}
 ),
 
 final as (
