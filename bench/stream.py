@@ -132,28 +132,28 @@ def bare_consume(bootstrap: str, topic: str, expected: int) -> float:
 
 
 def worker_consume(bootstrap: str, topic: str, lake: LakeResource, expected: int) -> float:
-    landed, first = 0, None
+    """Seconds from the worker's first message to its last batch landed and committed."""
+    first = None
 
     def on_batch(report: object) -> None:
-        nonlocal landed, first
-        landed += report.landed  # type: ignore[attr-defined]
+        if worker.landed >= expected:
+            worker.stop()
 
     worker = StreamWorker(
         bootstrap, topic, lake, group_id=f"worker-{time.time()}", on_batch=on_batch
     )
-    original = worker.process
+    original = worker.land
 
     def timed(messages: list) -> list:
         nonlocal first
         if first is None and messages:
             first = time.perf_counter()
-        result = original(messages)
-        if landed >= expected:
-            worker.stop()
-        return result
+        return original(messages)
 
-    worker.process = timed  # type: ignore[method-assign]
+    worker.land = timed  # type: ignore[method-assign]
     worker.run()
+    if worker.landed != expected:
+        raise RuntimeError(f"the worker landed {worker.landed} of {expected} events")
     return time.perf_counter() - first
 
 

@@ -42,8 +42,13 @@ ingest_events_job = dg.define_asset_job(
     description="Land web and ESP events of the selected received dates in the lake.",
 )
 
+# Runs with this tag write the DuckDB warehouse; the production instance's queue starts one at
+# a time (platform/deploy/dagster.yaml).
+WAREHOUSE_WRITER_TAGS = {"inboxgraph/warehouse": "writer"}
+
 refresh_job = dg.define_asset_job(
     "refresh_warehouse",
+    tags=WAREHOUSE_WRITER_TAGS,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*EVENT_LAKE_KEYS),
     description="Extract the CRM, the shop and enrichment, rebuild the warehouse and marts, "
     "check them, export audiences and record the audit trail.",

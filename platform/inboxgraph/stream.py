@@ -12,10 +12,12 @@ consumer group and split the topic's partitions.
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +29,14 @@ from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
+from inboxgraph.transforms.sql import limit_threads
 
 logger = logging.getLogger("inboxgraph.stream")
 
 STREAM_SOURCE = "web_events_stream"
 GROUP_ID = "inboxgraph-stream"
+# Consumed batches waiting for the lander thread.
+PIPELINE_DEPTH = 2
 
 
 def batch_file_name(topic: str, partition: int, first: int, last: int) -> str:
@@ -77,6 +82,17 @@ class StreamWorker:
         self.on_batch = on_batch
         self.running = True
         self.assigned_at: float | None = None
+        self.landed = 0
+        self._pending: queue.Queue[list[Message] | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+        self._writers = ThreadPoolExecutor(
+            max_workers=2,
+            thread_name_prefix="inboxgraph-writer",
+            initializer=limit_threads,
+            initargs=(1,),
+        )
+        self._landed: queue.Queue[list[BatchReport]] = queue.Queue()
+        self._rewind = threading.Event()
+        self._failure: BaseException | None = None
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
@@ -171,41 +187,84 @@ class StreamWorker:
         )
         return max(0, high - next_offset)
 
-    def process(self, messages: list[Message]) -> list[BatchReport]:
-        """Land one poll's messages, then commit their offsets; returns what was landed."""
+    def land(self, messages: list[Message]) -> list[BatchReport]:
+        """Write one poll's messages to the lake (durable files, not yet committed)."""
         by_partition: dict[int, list[Message]] = {}
         for message in messages:
             if message.error():
                 logger.warning(f"consumer error: {message.error()}")
                 continue
             by_partition.setdefault(message.partition(), []).append(message)
-        reports = [self._write(p, ms) for p, ms in sorted(by_partition.items())]
+        batches = sorted(by_partition.items())
+        if len(batches) == 1:
+            return [self._write(*batches[0])]
+        # Partitions land side by side: DuckDB and polars release the GIL while they work.
+        return list(self._writers.map(lambda batch: self._write(*batch), batches))
+
+    def warm_up(self) -> None:
+        """Parse one message before consuming, so the first batch pays no start-up cost."""
+        sample = pl.DataFrame(
+            {
+                "_raw": ['{"type":"track","event":"x","anonymousId":"a","messageId":"m"}'],
+                "_source_file": ["warm-up"],
+                "_line": [0],
+            }
+        )
+        for _ in self._writers.map(
+            lambda _: web_events.prepare(sample, datetime.now(UTC).date()).collect(),
+            range(self._writers._max_workers),
+        ):
+            pass
+
+    def commit(self, reports: list[BatchReport]) -> None:
+        """Commit the offsets of landed batches, then report them.
+
+        On failure the batches' files are removed (the partition may belong to another worker
+        by now) and the ``KafkaException`` propagates.
+        """
         if not reports:
-            return []
+            return
         offsets = [TopicPartition(self.topic, r.partition, r.last_offset + 1) for r in reports]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException:
-            # The partition moved to another worker: our files are not ours to keep.
             for report in reports:
                 for path in report.paths:
                     Path(path).unlink(missing_ok=True)
             raise
         for report in reports:
             report.lag = self._lag(report.partition, report.last_offset + 1)
+            self.landed += report.landed
             if self.on_batch is not None:
                 self.on_batch(report)
+
+    def process(self, messages: list[Message]) -> list[BatchReport]:
+        """Land one poll's messages, then commit their offsets; returns what was landed."""
+        reports = self.land(messages)
+        self.commit(reports)
         return reports
 
     def run(self, idle_exit_seconds: float | None = None) -> int:
-        """Consume until stopped (SIGTERM/SIGINT), or idle that long; returns events landed."""
+        """Consume until stopped (SIGTERM/SIGINT), or idle that long; returns events landed.
+
+        Consuming and landing overlap: while a lander thread writes one batch's files, this
+        thread fetches the next batch and commits the batches already landed (librdkafka
+        serves commits on the consuming thread). At most ``PIPELINE_DEPTH`` batches wait to be
+        landed; they are landed and committed in the order they were consumed. Before
+        partitions are revoked, every waiting batch is landed and committed. If a commit
+        fails, the batches behind it are dropped and the consumer rewinds to the committed
+        offsets, so nothing is skipped and nothing lands twice.
+        """
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign)
-        landed = 0
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.warm_up()
+        lander = threading.Thread(target=self._land_loop, name="inboxgraph-lander", daemon=True)
+        lander.start()
         last_message = None
         try:
-            while self.running:
+            while self.running and self._failure is None:
+                self._commit_landed()
                 messages = self.consumer.consume(self.max_batch, self.max_wait)
                 if not messages:
                     # Idle time counts from the assignment (joining a group takes a while).
@@ -213,20 +272,75 @@ class StreamWorker:
                     if (
                         idle_exit_seconds is not None
                         and since is not None
+                        and self._pending.unfinished_tasks == 0
                         and (time.monotonic() - since > idle_exit_seconds)
                     ):
                         break
                     continue
                 last_message = time.monotonic()
-                try:
-                    reports = self.process(messages)
-                except KafkaException as exc:
-                    logger.warning(f"commit failed, batch discarded for re-delivery: {exc}")
-                    continue
-                landed += sum(r.landed for r in reports)
+                self._pending.put(messages)
+            if self._failure is None:
+                self._pending.join()
+                self._commit_landed()
         finally:
+            self._pending.put(None)
+            lander.join()
+            self._writers.shutdown()
             self.consumer.close()
-        return landed
+        if self._failure is not None:
+            raise self._failure
+        return self.landed
+
+    def _land_loop(self) -> None:
+        while True:
+            messages = self._pending.get()
+            try:
+                if messages is None:
+                    return
+                if self._rewind.is_set() or self._failure is not None:
+                    continue  # consumed again after the rewind
+                self._landed.put(self.land(messages))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+                logger.exception("landing a batch failed; the worker stops")
+                self._failure = exc
+            finally:
+                self._pending.task_done()
+
+    def _commit_landed(self) -> None:
+        """Commit (in order) every batch the lander has finished; rewind if a commit fails."""
+        while True:
+            try:
+                reports = self._landed.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.commit(reports)
+            except KafkaException as exc:
+                logger.warning(f"commit failed, rewinding to the committed offsets: {exc}")
+                self._rewind_to_committed()
+                return
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Land and commit what was consumed before the partitions go to another worker.
+        self._pending.join()
+        self._commit_landed()
+        logger.info(f"revoked partitions {[tp.partition for tp in partitions]}")
+
+    def _rewind_to_committed(self) -> None:
+        self._rewind.set()
+        self._pending.join()  # the lander drops every waiting batch while the flag is set
+        while not self._landed.empty():  # landed after the failed batch, never committed
+            for report in self._landed.get_nowait():
+                for path in report.paths:
+                    Path(path).unlink(missing_ok=True)
+        assignment = self.consumer.assignment()
+        if assignment:
+            for tp in self.consumer.committed(assignment, timeout=30):
+                start = tp.offset if tp.offset != OFFSET_INVALID else 0
+                self.discard_uncommitted(tp.partition, start)
+                self.consumer.seek(TopicPartition(self.topic, tp.partition, start))
+                logger.warning(f"partition {tp.partition}: consuming again from offset {start}")
+        self._rewind.clear()
 
     def stop(self) -> None:
         self.running = False

@@ -1,60 +1,60 @@
--- Segment Spec messages, one JSON document per line of `lines(_raw, _source_file, _line)`.
--- Each document is parsed once: every field comes from one multi-path extraction. Invalid JSON
--- yields nulls (json_ok = false); json_type tells wrong types from missing fields.
+-- Segment Spec messages, one JSON document per line of `lines(_raw, _line)`; one output row per
+-- input row, in input order (the caller puts the raw columns beside it).
+-- Each document is parsed once into a struct of its top-level fields (text, or JSON text where
+-- the type is checked), plus once for its key list. Invalid JSON, or JSON that is not an
+-- object, yields nulls (json_ok = false).
 with parsed as (
     select
         _raw,
-        _source_file,
         _line,
-        coalesce(
-            case when json_valid(_raw) then json_type(_raw::json) = 'OBJECT' end, false
-        ) as json_ok
+        case when starts_with(ltrim(_raw), '{') then try(from_json(_raw, '{
+            "messageId": "JSON", "type": "VARCHAR", "anonymousId": "VARCHAR",
+            "userId": "VARCHAR", "event": "VARCHAR", "name": "VARCHAR", "previousId": "VARCHAR",
+            "groupId": "VARCHAR", "timestamp": "JSON", "sentAt": "VARCHAR",
+            "receivedAt": "VARCHAR", "traits": "JSON", "properties": "JSON", "context": "JSON"
+        }')) end as f
     from lines
 ),
 
 doc as (
     select
-        *,
-        case when json_ok then json_extract_string(_raw, [
-            '$.messageId', '$.type', '$.anonymousId', '$.userId', '$.event', '$.name',
-            '$.previousId', '$.groupId', '$.timestamp', '$.sentAt', '$.receivedAt',
-            '$.traits.email'
-        ]) end as s,
-        case when json_ok then json_type(_raw, [
-            '$.messageId', '$.timestamp', '$.properties', '$.traits', '$.context'
-        ]) end as t,
-        case when json_ok then json_extract(_raw, ['$.traits', '$.properties', '$.context'])
-        end as o,
-        case when json_ok then json_keys(_raw) end as _keys
+        _raw,
+        _line,
+        f,
+        f is not null as json_ok,
+        case when f is not null then json_keys(_raw) end as _keys
     from parsed
 )
 
 select
-    _raw,
-    _source_file,
-    _line,
+    _line as _checked_line,
     json_ok,
-    s[1] as message_id,
-    s[2] as type,
-    s[3] as anonymous_id,
-    s[4] as user_id,
-    s[5] as event,
-    s[6] as name,
-    s[7] as previous_id,
-    s[8] as group_id,
-    t[1] as message_id_type,
-    t[2] as timestamp_type,
-    t[3] as properties_type,
-    t[4] as traits_type,
-    t[5] as context_type,
-    s[9] as timestamp_text,
-    try_cast(s[9] as timestamptz) as timestamp,
-    try_cast(s[10] as timestamptz) as sent_at,
-    try_cast(s[11] as timestamptz) as received_at,
-    s[12] as traits_email,
-    o[1]::varchar as traits,
-    o[2]::varchar as properties,
-    o[3]::varchar as context,
+    f.messageId ->> '$' as message_id,
+    f.type as type,
+    f.anonymousId as anonymous_id,
+    f.userId as user_id,
+    f.event as event,
+    f.name as name,
+    f.previousId as previous_id,
+    f.groupId as group_id,
+    -- A field present with the value null has the JSON type NULL (from_json gives SQL null).
+    coalesce(json_type(f.messageId), if(list_contains(_keys, 'messageId'), 'NULL', null))
+        as message_id_type,
+    coalesce(json_type(f.timestamp), if(list_contains(_keys, 'timestamp'), 'NULL', null))
+        as timestamp_type,
+    coalesce(json_type(f.properties), if(list_contains(_keys, 'properties'), 'NULL', null))
+        as properties_type,
+    coalesce(json_type(f.traits), if(list_contains(_keys, 'traits'), 'NULL', null))
+        as traits_type,
+    coalesce(json_type(f.context), if(list_contains(_keys, 'context'), 'NULL', null))
+        as context_type,
+    try_cast(f.timestamp ->> '$' as timestamptz) as timestamp,
+    try_cast(f.sentAt as timestamptz) as sent_at,
+    try_cast(f.receivedAt as timestamptz) as received_at,
+    f.traits ->> '$.email' as traits_email,
+    f.traits::varchar as traits,
+    f.properties::varchar as properties,
+    f.context::varchar as context,
     _keys,
     -- Every top-level field without a column of its own is kept, not dropped.
     case when len(list_filter(_keys, k -> k not in (

@@ -22,9 +22,19 @@ def load_sql(name: str) -> str:
 def _connection() -> duckdb.DuckDBPyConnection:
     connection = getattr(_local, "connection", None)
     if connection is None:
-        connection = duckdb.connect()
+        threads = getattr(_local, "threads", None)
+        connection = duckdb.connect(config={"threads": threads} if threads else {})
         _local.connection = connection
     return connection
+
+
+def limit_threads(threads: int) -> None:
+    """Cap DuckDB's threads for queries from the calling thread (before its first query).
+
+    For callers that already run several queries side by side, such as the stream worker's
+    partition writers.
+    """
+    _local.threads = threads
 
 
 def query_frame(name: str, **tables: pl.DataFrame) -> pl.DataFrame:
