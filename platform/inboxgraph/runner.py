@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from filelock import FileLock
 
 from inboxgraph.dbt_project import REPOSITORY_ROOT, ensure_manifest
 from inboxgraph.partitions import received_date_partitions
@@ -48,10 +49,13 @@ def prepare_instance(paths: Paths) -> dg.DagsterInstance:
     """The Dagster instance under DAGSTER_HOME, created from platform/dagster.yaml if new."""
     home = Path(paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        shutil.copyfile(INSTANCE_TEMPLATE, config)
-    return dg.DagsterInstance.from_config(str(home))
+    # Processes starting together (several stream workers, say) must not both create the
+    # SQLite storage: the second would fail on tables the first is creating.
+    with FileLock(home / ".inboxgraph-instance.lock"):
+        config = home / "dagster.yaml"
+        if not config.exists():
+            shutil.copyfile(INSTANCE_TEMPLATE, config)
+        return dg.DagsterInstance.from_config(str(home))
 
 
 def landed_days(paths: Paths) -> list[str]:

@@ -100,7 +100,7 @@ def _produce(bootstrap: str, topic: str, count: int, done: threading.Event) -> N
     done.set()
 
 
-def _worker(topic: str) -> subprocess.Popen:
+def _worker(topic: str, idle: int = 6, log: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -111,11 +111,11 @@ def _worker(topic: str) -> subprocess.Popen:
             "--max-batch",
             "2000",
             "--exit-when-idle",
-            "6",
+            str(idle),
         ],
         env={**os.environ, "INBOXGRAPH_EVENTS_TOPIC": topic},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if log is None else log.open("ab"),
     )
 
 
@@ -156,3 +156,60 @@ def test_a_worker_killed_repeatedly_lands_every_event_exactly_once(
     assert rows.height == total, f"{rows.height - total} duplicates"
     offsets = rows.group_by("_source_file").agg(pl.col("_line").n_unique(), pl.len())
     assert (offsets["_line"] == offsets["len"]).all(), "an offset landed twice"
+
+
+def _assignments(log: Path) -> list[set[int]]:
+    """Every partition assignment a worker logged, in order."""
+    found = []
+    for line in log.read_text().splitlines():
+        if "assigned partitions [" in line:
+            listed = line.split("assigned partitions [", 1)[1].split("]", 1)[0]
+            found.append({int(p) for p in listed.split(",") if p.strip()})
+    return found
+
+
+def test_two_workers_split_the_partitions_and_the_survivor_takes_over(
+    broker: str, platform_home: Paths, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    topic = "events-group"
+    total = 60_000
+    create_topic(broker, topic, partitions=4)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker)
+    logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+    # Idle exit beyond the session timeout (10 s), so the survivor waits for the take-over.
+    workers = [_worker(topic, idle=20, log=log) for log in logs]
+    deadline = time.monotonic() + 120
+    while True:
+        latest = [(_assignments(log) or [set()])[-1] for log in logs]
+        if all(latest) and not latest[0] & latest[1] and latest[0] | latest[1] == set(range(4)):
+            break
+        assert time.monotonic() < deadline, f"the workers never split the partitions: {latest}"
+        time.sleep(0.2)
+
+    done = threading.Event()
+    producer = threading.Thread(target=_produce, args=(broker, topic, total, done))
+    producer.start()
+    lake = Path(platform_home.lake_url)
+    victim, survivor = workers
+    victim_partitions = latest[0]
+    deadline = time.monotonic() + 120
+    while not any(
+        (parsed := parse_batch_file(f.name)) and parsed[1] in victim_partitions
+        for f in lake.rglob(f"{topic}-*.data.parquet")
+    ):
+        assert time.monotonic() < deadline, "the first worker landed nothing"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+
+    producer.join(timeout=300)
+    assert done.is_set(), "the producer did not finish"
+    assert survivor.wait(timeout=600) == 0
+    assert _assignments(logs[1])[-1] == set(range(4)), "the survivor never took over"
+    rows = _landed(platform_home)
+    assert rows["message_id"].n_unique() == total
+    assert rows.height == total, f"{rows.height - total} duplicates"
+    by_partition = rows.group_by("_source_file").agg(pl.col("_line").n_unique(), pl.len())
+    assert by_partition.height == 4
+    assert (by_partition["_line"] == by_partition["len"]).all(), "an offset landed twice"
