@@ -53,6 +53,16 @@ def is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+def require_local(url: str, what: str) -> str:
+    """The path of a local location; a clear error for an object-store URL."""
+    if is_remote(url):
+        raise ValueError(
+            f"{what} at {url!r}: only local folders (or mounted volumes) are supported in "
+            "this version; object-store URLs such as s3:// are not"
+        )
+    return url.removeprefix("file://")
+
+
 def resolve_paths(
     home: str | None = None,
     landing_url: str | None = None,

@@ -155,3 +155,31 @@ def test_daemon_runs_queued_jobs_and_one_warehouse_writer_at_a_time(
     first, second = sorted(records, key=lambda r: r.start_time)
     assert first.end_time <= second.start_time, "two warehouse writers ran at the same time"
     instance.dispose()
+
+
+def test_helm_values_and_instance_limit_the_same_warehouse_writer_tag() -> None:
+    import yaml
+
+    from inboxgraph.definitions import WAREHOUSE_WRITER_TAGS, defs
+
+    values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    ((key, value),) = WAREHOUSE_WRITER_TAGS.items()
+    expected = {"key": key, "value": value, "limit": 1}
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
+    assert coordinator["type"] == "QueuedRunCoordinator"
+    assert expected in coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert expected in instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    env = {e["name"] for e in values["dagster-user-deployments"]["deployments"][0]["env"]}
+    assert {"INBOXGRAPH_LAKE_URL", "INBOXGRAPH_SHOP_DB_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= env
+    # Every job that writes the warehouse carries the tag.
+    assert defs.get_job_def("refresh_warehouse").tags.get(key) == value
+
+
+def test_an_object_store_lake_is_a_clear_error_not_a_local_folder_named_s3(tmp_path: Path) -> None:
+    from inboxgraph.resources.lake import LakeResource
+
+    with pytest.raises(ValueError, match="only local folders"):
+        _ = LakeResource(url="s3://bucket/lake", home=str(tmp_path)).root
+    assert not (Path.cwd() / "s3:").exists()

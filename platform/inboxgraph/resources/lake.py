@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from inboxgraph.settings import resolve_paths
+from inboxgraph.settings import require_local, resolve_paths
 from inboxgraph.storage import commit, write_atomic
 
 ZONES = ("raw", "quarantine")
@@ -29,7 +29,8 @@ class LakeResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        return Path(resolve_paths(home=self.home or None, lake_url=self.url or None).lake_url)
+        url = resolve_paths(home=self.home or None, lake_url=self.url or None).lake_url
+        return Path(require_local(url, "the lake (INBOXGRAPH_LAKE_URL)"))
 
     def table_dir(self, zone: str, source: str) -> Path:
         if zone not in ZONES:

@@ -17,14 +17,15 @@ import orjson
 import polars as pl
 import sqlalchemy as sa
 
-from inboxgraph.settings import resolve_paths
+from inboxgraph.settings import require_local, resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RAW_SCHEMA = {"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64}
 
 
 def _landing_root(landing_url: str, home: str) -> Path:
-    return Path(resolve_paths(home=home or None, landing_url=landing_url or None).landing_url)
+    url = resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
+    return Path(require_local(url, "the landing zone (INBOXGRAPH_LANDING_URL)"))
 
 
 class EventFolderSource(dg.ConfigurableResource):
