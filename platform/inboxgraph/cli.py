@@ -239,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     stream = sub.add_parser("stream", help="the stream worker: Kafka -> lake")
     stream.add_argument(
-        "--max-batch", type=_positive, default=5_000, help="most messages per micro-batch"
+        "--max-batch",
+        type=_positive,
+        default=50_000,
+        help="most messages per micro-batch (a batch is also cut after --max-wait)",
     )
     stream.add_argument(
         "--max-wait", type=float, default=0.5, help="seconds to wait for a micro-batch to fill"
