@@ -9,6 +9,7 @@ from types import ModuleType
 import dagster as dg
 import polars as pl
 
+from inboxgraph.objectstore import name_of
 from inboxgraph.partitions import RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
@@ -350,7 +351,7 @@ def enrichment_lake(
     quarantine_frames = []
     tombstones = read_tombstones(lake)
     for path in enrichment_files.files():
-        provider = path.stem
+        provider = name_of(path).removesuffix(".csv")
         rows = enrichment_files.read(path)
         prepared, _ = drop_tombstoned(
             enrichment.prepare(rows, provider).collect(), "enrichment", tombstones

@@ -112,7 +112,7 @@ def lake_contracts(
     """Every selected lake table's Soda contract, over views of its Parquet partitions."""
     keys = sorted(context.selected_asset_check_keys, key=str)
     sources = [key.asset_key.path[-1] for key in keys]
-    with lake_connection(lake.root, sources) as connection:
+    with lake_connection(lake, sources) as connection:
         for key, source in zip(keys, sources, strict=True):
             yield _check_result(verify(LAKE_CONTRACT_FILES[source], connection), key)
 

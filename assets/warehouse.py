@@ -13,6 +13,7 @@ from dagster_dbt import (
 )
 
 from inboxgraph.dbt_project import dbt_project, ensure_manifest
+from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.stream import ensure_stream_table
 
@@ -84,6 +85,7 @@ def warehouse_dbt_models(
 ) -> Iterator[Any]:
     """The warehouse: staging views, identity graph, profiles and segments, built by dbt."""
     ensure_stream_table(lake)
+    apply_dbt_environment(lake.location)  # an S3 lake selects the profile's `s3` output
     args = ["build", "--vars", json.dumps({"as_of": config.as_of or None})]
     if config.full_refresh:
         args.append("--full-refresh")

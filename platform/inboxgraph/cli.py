@@ -8,7 +8,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from inboxgraph.settings import ensure_environment, is_remote
+from inboxgraph.settings import ensure_environment, is_remote, require_local
 
 DEMO_PEOPLE = 2_000
 DEMO_DAYS = 120
@@ -146,7 +146,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         sink = KafkaSink(bootstrap, topic)
         where = f"Kafka {bootstrap} topic {topic}"
     else:
-        sink = LandingSink(Path(paths.landing_url))
+        # Appending and fsyncing needs a file system: on an object store, use Kafka.
+        sink = LandingSink(
+            Path(require_local(paths.landing_url, "the collector's landing zone without Kafka"))
+        )
         where = f"{paths.landing_url}/web_events (batch path)"
     write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
     app = build_app(sink, CollectorSettings(write_key=write_key))
@@ -172,6 +175,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print("inboxgraph stream needs KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Batch files are discarded by offset range on reassignment: a file system is needed.
+    require_local(paths.lake_url, "the stream worker's lake")
     lake = LakeResource(url=paths.lake_url)
     ensure_stream_table(lake)
     from inboxgraph.runner import prepare_instance

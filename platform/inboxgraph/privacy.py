@@ -26,6 +26,7 @@ import polars as pl
 
 from inboxgraph import audit
 from inboxgraph.activation import mask_email
+from inboxgraph.objectstore import join, store_for
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.storage import commit, write_atomic, write_bytes_atomic
 from inboxgraph.transforms.sql import query_frame
@@ -376,8 +377,12 @@ def tombstone_path(lake: LakeResource) -> Path:
 
 
 def read_tombstones(lake: LakeResource) -> pl.DataFrame:
-    path = tombstone_path(lake)
-    return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=TOMBSTONE_SCHEMA)
+    """The SHA-256 digests of erased identifiers (on a local or an object-store lake)."""
+    url = join(lake.location, "tombstones", "data.parquet")
+    store = store_for(url)
+    if not store.exists(url):
+        return pl.DataFrame(schema=TOMBSTONE_SCHEMA)
+    return pl.read_parquet(io.BytesIO(store.read_bytes(url)))
 
 
 def add_tombstones(lake: LakeResource, person: Person, erased_at: datetime) -> int:

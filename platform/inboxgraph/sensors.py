@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import os
 
 import dagster as dg
 
 from inboxgraph.alerts import ALERT_EVENT_TYPES, Alert, AlertWebhook, alert_from_entry
 from inboxgraph.resources.sources import EventFolderSource
+from inboxgraph.settings import is_remote
 
 
 def folder_fingerprints(sources: list[EventFolderSource]) -> dict[str, str]:
@@ -14,11 +16,15 @@ def folder_fingerprints(sources: list[EventFolderSource]) -> dict[str, str]:
     listing: dict[str, list[str]] = {}
     for source in sources:
         for day in source.partitions():
-            for path in source.files(day):
-                stat = path.stat()
-                listing.setdefault(day, []).append(
-                    f"{source.folder}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-                )
+            for url in source.files(day):
+                name = url.rsplit("/", 1)[-1]
+                # Object stores: a new file changes the listing (landed files are not rewritten).
+                if is_remote(url):
+                    stamp = ""
+                else:
+                    stat = os.stat(url)
+                    stamp = f":{stat.st_size}:{stat.st_mtime_ns}"
+                listing.setdefault(day, []).append(f"{source.folder}/{name}{stamp}")
     return {
         day: hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
         for day, entries in listing.items()

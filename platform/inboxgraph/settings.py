@@ -54,11 +54,16 @@ def is_remote(url: str) -> bool:
 
 
 def require_local(url: str, what: str) -> str:
-    """The path of a local location; a clear error for an object-store URL."""
+    """The path of a local location; a clear error for an object-store URL.
+
+    For the parts that need a file system (erasure rewrites files in place, the stream worker
+    and the collector's batch path append and fsync); ingestion, the warehouse and the checks
+    also work on s3://.
+    """
     if is_remote(url):
         raise ValueError(
-            f"{what} at {url!r}: only local folders (or mounted volumes) are supported in "
-            "this version; object-store URLs such as s3:// are not"
+            f"{what} at {url!r}: this needs a local folder (or a mounted volume), "
+            "not an object-store URL"
         )
     return url.removeprefix("file://")
 

@@ -394,5 +394,7 @@ def ensure_stream_table(lake: LakeResource) -> None:
     good, _ = split_quarantine(
         web_events.prepare(empty, datetime.now(UTC).date()), list(web_events.LANDED_COLUMNS)
     )
-    target = lake.partition_path("raw", STREAM_SOURCE, {"received_date": "1970-01-01"})
-    lake.write_file(target.with_name("_schema.data.parquet"), good)
+    target = lake.url_of(
+        "raw", STREAM_SOURCE, {"received_date": "1970-01-01"}, "_schema.data.parquet"
+    )
+    lake.write_file(target, good)

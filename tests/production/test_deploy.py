@@ -177,9 +177,13 @@ def test_helm_values_and_instance_limit_the_same_warehouse_writer_tag() -> None:
     assert defs.get_job_def("refresh_warehouse").tags.get(key) == value
 
 
-def test_an_object_store_lake_is_a_clear_error_not_a_local_folder_named_s3(tmp_path: Path) -> None:
+def test_unsupported_locations_are_clear_errors_not_local_folders(tmp_path: Path) -> None:
+    from inboxgraph.objectstore import store_for
     from inboxgraph.resources.lake import LakeResource
 
-    with pytest.raises(ValueError, match="only local folders"):
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        store_for("gs://bucket/lake")
+    # Erasure and the stream worker rewrite and append files: they need a file system.
+    with pytest.raises(ValueError, match="needs a local folder"):
         _ = LakeResource(url="s3://bucket/lake", home=str(tmp_path)).root
     assert not (Path.cwd() / "s3:").exists()

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 
 from inboxgraph.dbt_project import DBT_PROJECT_DIR
+from inboxgraph.objectstore import configure_duckdb
+from inboxgraph.resources.lake import LakeResource
 
 DATA_SOURCE_NAME = "inboxgraph"
 MART_CONTRACTS = DBT_PROJECT_DIR / "models" / "marts"
@@ -87,12 +89,13 @@ def verify(contract: Path, connection: duckdb.DuckDBPyConnection) -> ContractOut
     )
 
 
-def lake_connection(lake_root: Path, sources: list[str]) -> duckdb.DuckDBPyConnection:
+def lake_connection(lake: LakeResource, sources: list[str]) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with a view ``lake.<source>`` over each raw table."""
     connection = duckdb.connect()
+    configure_duckdb(connection, lake.location)
     connection.execute("create schema lake")
     for source in sources:
-        files = sorted((lake_root / "raw" / source).rglob("*data.parquet"))
+        files = lake.files("raw", source)
         if not files:
             continue
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)

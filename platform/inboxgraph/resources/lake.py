@@ -1,5 +1,7 @@
 """The lake: partitioned Parquet under ``raw/`` and ``quarantine/``, written atomically.
 
+The lake is a local folder or an ``s3://bucket/prefix`` (see ``inboxgraph.objectstore``).
+
 Every partition is a single ``data.parquet`` file in a hive-style folder
 (``raw/web_events/received_date=2026-11-27/data.parquet``). A write goes to a hidden temporary
 file beside the target and is committed by an atomic rename, so a reader sees either the old
@@ -8,13 +10,15 @@ partition or the new one, never a half-written file; re-writing a partition repl
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from inboxgraph.settings import require_local, resolve_paths
+from inboxgraph.objectstore import join, polars_storage_options, store_for
+from inboxgraph.settings import is_remote, require_local, resolve_paths
 from inboxgraph.storage import commit, write_atomic
 
 ZONES = ("raw", "quarantine")
@@ -28,9 +32,39 @@ class LakeResource(dg.ConfigurableResource):
     home: str = ""
 
     @property
+    def location(self) -> str:
+        """The lake's URL: a local path or ``s3://bucket/prefix``."""
+        return resolve_paths(home=self.home or None, lake_url=self.url or None).lake_url
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.location)
+
+    @property
     def root(self) -> Path:
-        url = resolve_paths(home=self.home or None, lake_url=self.url or None).lake_url
-        return Path(require_local(url, "the lake (INBOXGRAPH_LAKE_URL)"))
+        """The lake's folder, for the parts that work on a local lake only."""
+        return Path(require_local(self.location, "the lake (INBOXGRAPH_LAKE_URL)"))
+
+    def url_of(
+        self,
+        zone: str,
+        source: str,
+        partition: Mapping[str, str] | None = None,
+        name: str = PARTITION_FILE,
+    ) -> str:
+        if zone not in ZONES:
+            raise ValueError(f"unknown lake zone {zone!r}; expected one of {ZONES}")
+        folders = [f"{key}={value}" for key, value in (partition or {}).items()]
+        return join(self.location, zone, source, *folders, name)
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return polars_storage_options(self.location)
+
+    def _put(self, url: str, frame: pl.DataFrame) -> None:
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        store_for(url).write_atomic(url, buffer.getvalue())
 
     def table_dir(self, zone: str, source: str) -> Path:
         if zone not in ZONES:
@@ -53,6 +87,10 @@ class LakeResource(dg.ConfigurableResource):
         partition: Mapping[str, str] | None = None,
     ) -> str:
         """Replace one partition with ``frame`` atomically; returns the partition's path."""
+        if self.remote:
+            url = self.url_of(zone, source, partition)
+            self._put(url, frame)
+            return url
         target = self.partition_path(zone, source, partition)
         write_atomic(
             target,
@@ -61,8 +99,12 @@ class LakeResource(dg.ConfigurableResource):
         )
         return str(target)
 
-    def write_file(self, target: Path, frame: pl.DataFrame) -> str:
+    def write_file(self, target: Path | str, frame: pl.DataFrame) -> str:
         """Write one named Parquet file of a table atomically (stream batches)."""
+        if is_remote(str(target)):
+            self._put(str(target), frame)
+            return str(target)
+        target = Path(target)
         write_atomic(
             target,
             lambda temporary: frame.write_parquet(temporary, compression="zstd", statistics=True),
@@ -76,13 +118,20 @@ class LakeResource(dg.ConfigurableResource):
     def delete_partition(
         self, zone: str, source: str, partition: Mapping[str, str] | None = None
     ) -> bool:
+        if self.remote:
+            url = self.url_of(zone, source, partition)
+            return store_for(url).delete(url)
         target = self.partition_path(zone, source, partition)
         if target.exists():
             target.unlink()
             return True
         return False
 
-    def files(self, zone: str, source: str) -> list[Path]:
+    def files(self, zone: str, source: str) -> list[Path] | list[str]:
+        """The table's Parquet files (paths on a local lake, URLs on an object store)."""
+        if self.remote:
+            folder = join(self.location, zone, source)
+            return store_for(folder).list(folder, PARTITION_FILE)
         folder = self.table_dir(zone, source)
         return sorted(folder.rglob(f"*{PARTITION_FILE}")) if folder.is_dir() else []
 
@@ -93,6 +142,7 @@ class LakeResource(dg.ConfigurableResource):
             return None
         return pl.scan_parquet(
             [str(f) for f in files],
+            storage_options=self.storage_options,
             hive_partitioning=True,
             missing_columns="insert",
             extra_columns="ignore",
@@ -101,6 +151,10 @@ class LakeResource(dg.ConfigurableResource):
     def read_partition(
         self, zone: str, source: str, partition: Mapping[str, str] | None = None
     ) -> pl.DataFrame | None:
+        if self.remote:
+            url = self.url_of(zone, source, partition)
+            store = store_for(url)
+            return pl.read_parquet(io.BytesIO(store.read_bytes(url))) if store.exists(url) else None
         target = self.partition_path(zone, source, partition)
         return pl.read_parquet(target) if target.exists() else None
 

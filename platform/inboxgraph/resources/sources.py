@@ -8,24 +8,38 @@ calls the vendor's API instead only has to return the same frame.
 
 from __future__ import annotations
 
+import gzip
 import re
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 import orjson
 import polars as pl
 import sqlalchemy as sa
 
-from inboxgraph.settings import require_local, resolve_paths
+from inboxgraph.objectstore import join, store_for
+from inboxgraph.settings import resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+
+
+def _day_of(url: str) -> str:
+    """The received-date folder a landed file sits in."""
+    return url.replace("\\", "/").rsplit("/", 2)[-2]
+
+
 RAW_SCHEMA = {"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64}
 
 
-def _landing_root(landing_url: str, home: str) -> Path:
-    url = resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
-    return Path(require_local(url, "the landing zone (INBOXGRAPH_LANDING_URL)"))
+def _landing_root(landing_url: str, home: str) -> str:
+    """The landing zone's URL: a local path or ``s3://bucket/prefix``."""
+    return resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
+
+
+def _read_text_file(url: str) -> bytes:
+    data = store_for(url).read_bytes(url)
+    return gzip.decompress(data) if url.endswith(".gz") else data
 
 
 class EventFolderSource(dg.ConfigurableResource):
@@ -36,31 +50,30 @@ class EventFolderSource(dg.ConfigurableResource):
     home: str = ""
 
     @property
-    def root(self) -> Path:
-        return _landing_root(self.landing_url, self.home) / self.folder
+    def root(self) -> str:
+        return join(_landing_root(self.landing_url, self.home), self.folder)
+
+    def _event_files(self, folder: str) -> list[str]:
+        return [
+            url
+            for url in store_for(folder).list(folder)
+            if url.endswith(EVENT_FILE_SUFFIXES) and DATE_FOLDER.match(_day_of(url))
+        ]
 
     def partitions(self) -> list[str]:
         """Received dates that have landed files, oldest first."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and DATE_FOLDER.match(p.name)
-        )
+        return sorted({_day_of(url) for url in self._event_files(self.root)})
 
-    def files(self, day: str) -> list[Path]:
-        folder = self.root / day
-        if not folder.is_dir():
-            return []
-        return sorted(
-            p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz", ".ndjson"))
-        )
+    def files(self, day: str) -> list[str]:
+        folder = join(self.root, day)
+        return [url for url in self._event_files(folder) if _day_of(url) == day]
 
     def read_lines(self, day: str) -> pl.DataFrame:
         """Every non-blank line of every file landed on ``day``, with file and line number."""
         frames = []
         for path in self.files(day):
             lines = pl.read_csv(
-                path,
+                _read_text_file(path),
                 has_header=False,
                 separator="\x1f",
                 quote_char=None,
@@ -119,14 +132,18 @@ class HubspotContactsSource(dg.ConfigurableResource):
     lookback_minutes: int = 60
 
     @property
-    def root(self) -> Path:
-        return _landing_root(self.landing_url, self.home) / "hubspot" / "contacts"
+    def root(self) -> str:
+        return join(_landing_root(self.landing_url, self.home), "hubspot", "contacts")
 
     def read(self, since: datetime | None) -> pl.DataFrame:
         rows: list[dict] = []
-        pages = sorted(self.root.glob("*.json")) if self.root.is_dir() else []
+        pages = [
+            u
+            for u in store_for(self.root).list(self.root, ".json")
+            if "/" not in u[len(self.root) + 1 :].replace("\\", "/")
+        ]
         for page in pages:
-            body = orjson.loads(page.read_bytes())
+            body = orjson.loads(store_for(page).read_bytes(page))
             for position, contact in enumerate(body.get("results", []), start=1):
                 updated = _parse_iso(contact.get("updatedAt"))
                 if since is not None and (updated is None or updated < since):
@@ -222,14 +239,18 @@ class EnrichmentSource(dg.ConfigurableResource):
     home: str = ""
 
     @property
-    def root(self) -> Path:
-        return _landing_root(self.landing_url, self.home) / "enrichment"
+    def root(self) -> str:
+        return join(_landing_root(self.landing_url, self.home), "enrichment")
 
-    def files(self) -> list[Path]:
-        return sorted(self.root.glob("*.csv")) if self.root.is_dir() else []
+    def files(self) -> list[str]:
+        return [
+            u
+            for u in store_for(self.root).list(self.root, ".csv")
+            if "/" not in u[len(self.root) + 1 :].replace("\\", "/")
+        ]
 
-    def read(self, path: Path) -> pl.DataFrame:
-        rows = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    def read(self, path: str) -> pl.DataFrame:
+        rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")
         rows = rows.rename({c: c.strip().lower() for c in rows.columns})
         return rows.with_columns(
             pl.struct(rows.columns).struct.json_encode().alias("_raw"),
