@@ -8,7 +8,7 @@
 3. Latency: from the collector's 200 to the event being visible in
    ``marts.customer_profiles_live``, with the stream worker running (p95; target at most 5 s).
 
-    python bench/stream.py [--events 50000] [--latency-samples 40]
+    python bench/stream.py [--events 200000] [--latency-samples 40]
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def latency(paths, url: str, bootstrap: str, topic: str, samples: int) -> list[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument(
         "--phases",
