@@ -41,6 +41,8 @@ PIPELINE_DEPTH = 2
 # cap costs no latency when traffic is light; under load it spreads each file's fixed costs
 # (query planning, fsync, commit) over more events.
 DEFAULT_MAX_BATCH = 50_000
+# Partitions of one poll landed side by side.
+WRITER_THREADS = 2
 
 
 def batch_file_name(topic: str, partition: int, first: int, last: int) -> str:
@@ -89,7 +91,7 @@ class StreamWorker:
         self.landed = 0
         self._pending: queue.Queue[list[Message] | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
         self._writers = ThreadPoolExecutor(
-            max_workers=2,
+            max_workers=WRITER_THREADS,
             thread_name_prefix="inboxgraph-writer",
             initializer=limit_threads,
             initargs=(1,),
@@ -214,11 +216,12 @@ class StreamWorker:
                 "_line": [0],
             }
         )
-        for _ in self._writers.map(
-            lambda _: web_events.prepare(sample, datetime.now(UTC).date()).collect(),
-            range(self._writers._max_workers),
-        ):
-            pass
+        list(
+            self._writers.map(
+                lambda _: web_events.prepare(sample, datetime.now(UTC).date()).collect(),
+                range(WRITER_THREADS),
+            )
+        )
 
     def commit(self, reports: list[BatchReport]) -> None:
         """Commit the offsets of landed batches, then report them.

@@ -125,3 +125,8 @@ def read_table(paths: Paths, source: str, zone: str = "raw") -> pl.DataFrame:
     frame = lake(paths).scan(zone, source)
     assert frame is not None, f"no {zone} data for {source}"
     return frame.collect()
+
+
+def latest_versions(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The newest version of each ``key`` in a table extracted incrementally."""
+    return rows.sort("updated_at", "extracted_at").group_by(key, maintain_order=True).last()

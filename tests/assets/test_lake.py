@@ -17,6 +17,7 @@ from tests.assets.lake_helpers import (
     lake,
     landed_days,
     landing_record_counts,
+    latest_versions,
     materialize_batches,
     materialize_events,
     metadata,
@@ -181,11 +182,7 @@ def test_incremental_extraction_reads_only_changed_rows(
     assert contacts["rows_in"] < contacts_total / 5
 
     lake_orders = read_table(paths, "shop_orders")
-    current = (
-        lake_orders.sort("updated_at", "extracted_at")
-        .group_by("order_id", maintain_order=True)
-        .last()
-    )
+    current = latest_versions(lake_orders, "order_id")
     for order_id in changed:
         versions = lake_orders.filter(pl.col("order_id") == order_id)
         assert versions.height == 2, "the old version is archived, the new one added once"

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
-from tests.assets.lake_helpers import materialize_batches, metadata, read_table
+from tests.assets.lake_helpers import latest_versions, materialize_batches, metadata, read_table
 from tests.production.postgres import copy_shop, schema_url, scratch_schema
 
 
@@ -75,11 +75,7 @@ def test_second_extraction_from_postgres_reads_only_changed_rows(
     assert orders["rows_landed"] == 4
 
     lake_orders = read_table(paths, "shop_orders")
-    current = (
-        lake_orders.sort("updated_at", "extracted_at")
-        .group_by("order_id", maintain_order=True)
-        .last()
-    )
+    current = latest_versions(lake_orders, "order_id")
     for order_id in changed:
         assert lake_orders.filter(pl.col("order_id") == order_id).height == 2
         assert current.filter(pl.col("order_id") == order_id)["status"].to_list() == ["refunded"]

@@ -37,6 +37,15 @@ def _landing_root(landing_url: str, home: str) -> str:
     return resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
 
 
+def _files_in(folder: str, suffix: str) -> list[str]:
+    """The files directly in ``folder`` (not in its sub-folders) whose names end in ``suffix``."""
+    return [
+        url
+        for url in store_for(folder).list(folder, suffix)
+        if "/" not in url[len(folder) + 1 :].replace("\\", "/")
+    ]
+
+
 def _read_text_file(url: str) -> bytes:
     data = store_for(url).read_bytes(url)
     return gzip.decompress(data) if url.endswith(".gz") else data
@@ -137,11 +146,7 @@ class HubspotContactsSource(dg.ConfigurableResource):
 
     def read(self, since: datetime | None) -> pl.DataFrame:
         rows: list[dict] = []
-        pages = [
-            u
-            for u in store_for(self.root).list(self.root, ".json")
-            if "/" not in u[len(self.root) + 1 :].replace("\\", "/")
-        ]
+        pages = _files_in(self.root, ".json")
         for page in pages:
             body = orjson.loads(store_for(page).read_bytes(page))
             for position, contact in enumerate(body.get("results", []), start=1):
@@ -243,11 +248,7 @@ class EnrichmentSource(dg.ConfigurableResource):
         return join(_landing_root(self.landing_url, self.home), "enrichment")
 
     def files(self) -> list[str]:
-        return [
-            u
-            for u in store_for(self.root).list(self.root, ".csv")
-            if "/" not in u[len(self.root) + 1 :].replace("\\", "/")
-        ]
+        return _files_in(self.root, ".csv")
 
     def read(self, path: str) -> pl.DataFrame:
         rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")
