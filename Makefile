@@ -28,6 +28,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/identity.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf data dbt/target dbt/logs

@@ -115,6 +115,8 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
         lake: LakeResource = context.resources.lake
         reader: EventFolderSource = getattr(context.resources, f"{source}_source")
         landed_days = set(reader.partitions())
+        # Taken before reading: files that change meanwhile make the day stale again.
+        fingerprints = reader.fingerprints(d for d in context.partition_keys if d in landed_days)
         rows_in = landed = parsed = erased = 0
         tombstones = read_tombstones(lake)
         quarantine_frames: list[pl.DataFrame] = []
@@ -160,6 +162,7 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
             started,
             per_partition=dg.MetadataValue.json(per_partition),
             rows_erased=erased,
+            landing_fingerprints=dg.MetadataValue.json(fingerprints),
         )
         return dg.MaterializeResult(
             metadata=result.metadata,

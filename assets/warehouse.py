@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -11,8 +12,9 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from pydantic import Field
 
-from inboxgraph.dbt_project import dbt_project, ensure_manifest
+from inboxgraph.dbt_project import dbt_project, ensure_manifest, release_duckdb_adapter
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.stream import ensure_stream_table
@@ -62,11 +64,46 @@ translator = InboxgraphDbtTranslator(
 )
 
 
+PARSED_EVENTS_KEY = dg.AssetKey(["warehouse", "int_web__events_parsed"])
+WEB_EVENTS_LAKE_KEY = dg.AssetKey(["lake", "web_events"])
+
+
+def relanded_event_dates(instance: dg.DagsterInstance, lake: LakeResource) -> list[str]:
+    """Older received dates of web events landed again since the parsed events were built.
+
+    The incremental parse re-reads the newest two received dates by itself; a date before
+    those (a rewritten or late file) is named to it explicitly, so it is parsed again too.
+    """
+    built = instance.get_latest_materialization_event(PARSED_EVENTS_KEY)
+    if built is None:
+        return []
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=WEB_EVENTS_LAKE_KEY, after_timestamp=built.timestamp),
+        limit=10_000,
+    ).records
+    dates = {r.asset_materialization.partition for r in records if r.asset_materialization}
+    landed = sorted(
+        part.split("=", 1)[1]
+        for path in lake.files("raw", "web_events")
+        for part in str(path).replace("\\", "/").split("/")
+        if part.startswith("received_date=")
+    )
+    if not landed:
+        return []
+    reread_from = (date.fromisoformat(landed[-1]) - timedelta(days=1)).isoformat()
+    return sorted(d for d in dates if d is not None and d < reread_from)
+
+
 class WarehouseConfig(dg.Config):
     """When profiles and segments are evaluated (ISO timestamp); empty means now."""
 
     as_of: str = ""
     full_refresh: bool = False
+    column_lineage: bool = Field(
+        default=True,
+        description="Derive column-level lineage from the compiled SQL (sqlglot) for the UI; "
+        "column schemas are recorded either way.",
+    )
 
 
 @dbt_assets(
@@ -86,7 +123,25 @@ def warehouse_dbt_models(
     """The warehouse: staging views, identity graph, profiles and segments, built by dbt."""
     ensure_stream_table(lake)
     apply_dbt_environment(lake.location)  # an S3 lake selects the profile's `s3` output
-    args = ["build", "--vars", json.dumps({"as_of": config.as_of or None})]
+    variables: dict[str, object] = {}
+    if config.as_of:
+        variables["as_of"] = config.as_of
+    relanded = relanded_event_dates(context.instance, lake)
+    if relanded:
+        context.log.info(f"web event dates landed again since the last build: {relanded}")
+        variables["relanded_dates"] = relanded
+    args = ["build"]
+    if variables:
+        # Only when needed: the project's defaults keep dbt's partial parse valid.
+        args += ["--vars", json.dumps(variables)]
     if config.full_refresh:
         args.append("--full-refresh")
-    yield from (dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata())
+    try:
+        yield from (
+            dbt.cli(args, context=context)
+            .stream()
+            .fetch_row_counts()
+            .fetch_column_metadata(with_column_lineage=config.column_lineage)
+        )
+    finally:
+        release_duckdb_adapter()

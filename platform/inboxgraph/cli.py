@@ -79,7 +79,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = ensure_environment()
     started = time.monotonic()
     print(f"running the asset graph on {paths.home} (Dagster instance {paths.dagster_home})")
-    summary = run_pipeline(paths, as_of=args.as_of, full_refresh=args.full_refresh)
+    summary = run_pipeline(
+        paths,
+        as_of=args.as_of,
+        full_refresh=args.full_refresh,
+        reingest=args.reingest,
+        warehouse=not args.skip_warehouse,
+    )
     print(format_summary(summary))
     print(f"done in {time.monotonic() - started:.1f}s")
     return 0 if summary.succeeded and not summary.checks_failed else 1
@@ -95,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = cmd_generate(args)
         if code:
             return code
-    args.as_of, args.full_refresh = None, False
+    args.as_of, args.full_refresh, args.reingest, args.skip_warehouse = None, False, False, False
     return cmd_run(args)
 
 
@@ -224,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="rebuild incremental warehouse models from scratch",
+    )
+    run.add_argument(
+        "--reingest",
+        action="store_true",
+        help="land every received date again, not only those whose files are new or changed",
+    )
+    run.add_argument(
+        "--skip-warehouse",
+        action="store_true",
+        help="only land new web and ESP events in the lake; leave the warehouse as it is",
     )
     run.set_defaults(func=cmd_run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,17 +19,46 @@ DBT_PROJECT_DIR = REPOSITORY_ROOT / "dbt"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+# The variables the project's profile and sources read: the manifest depends on their values.
+PARSE_VARIABLES = (
+    "INBOXGRAPH_DBT_TARGET",
+    "INBOXGRAPH_WAREHOUSE",
+    "INBOXGRAPH_LAKE_URL",
+    "INBOXGRAPH_DUCKDB_HTTPFS",
+    "INBOXGRAPH_DUCKDB_MEMORY_LIMIT",
+)
+PROJECT_INPUTS = ("models", "macros", "tests", "seeds", "dbt_project.yml", "profiles.yml")
+
+
 def ensure_manifest(refresh: bool = False) -> Path:
     """Parse the dbt project when no manifest exists yet (a fresh checkout) or when asked.
 
     The manifest records relation names, whose catalog is the warehouse file's name, so a run
-    re-parses against the configuration it runs with.
+    re-parses against the configuration it runs with. A refresh is skipped when the project's
+    files and those variables are what the current manifest was parsed from.
     """
-    if refresh or not dbt_project.manifest_path.exists():
-        with _parse_environment():
+    manifest = dbt_project.manifest_path
+    with _parse_environment():
+        stamp = _manifest_stamp()
+        stamp_path = manifest.parent / "inboxgraph_parse_stamp.json"
+        current = manifest.exists() and stamp_path.exists() and stamp_path.read_text() == stamp
+        if not manifest.exists() or (refresh and not current):
             dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
             dbt.cli(["--quiet", "parse"], target_path=dbt_project.target_path).wait()
-    return dbt_project.manifest_path
+            stamp_path.write_text(stamp)
+    return manifest
+
+
+def _manifest_stamp() -> str:
+    """What a parse depends on: the variables' values and the project files' times."""
+    newest = 0
+    for name in PROJECT_INPUTS:
+        path = DBT_PROJECT_DIR / name
+        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        for file in files:
+            newest = max(newest, file.stat().st_mtime_ns)
+    values = {name: os.environ.get(name, "") for name in PARSE_VARIABLES}
+    return json.dumps({"variables": values, "newest_file_ns": newest}, sort_keys=True)
 
 
 @contextmanager
@@ -44,6 +74,29 @@ def _parse_environment() -> Iterator[None]:
     finally:
         for name in missing:
             os.environ.pop(name, None)
+
+
+def release_duckdb_adapter() -> None:
+    """Close the DuckDB database that dagster-dbt's in-process adapter opened, and the adapter.
+
+    Row counts and column metadata are read through dbt-duckdb's adapter in this process, and
+    dbt-duckdb keeps that read-write handle on the warehouse file for the life of the process.
+    A step that runs in its own process drops it on exit; a run executed in-process (the
+    command line's) must close it before any later step opens the warehouse.
+    """
+    from dbt.adapters.factory import reset_adapters
+
+    # dbt registers one adapter per type for the life of the process, configured by the first
+    # run's profile: forget it, so the next run's adapter reads its own warehouse path.
+    reset_adapters()
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter: nothing of DuckDB's is held
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if environment is not None:
+        environment.close()
 
 
 def dbt_executable() -> str:

@@ -86,7 +86,9 @@ defs = dg.Definitions(
         "exports": ExportsResource(home=HOME),
         "alert_webhook": AlertWebhook(url=dg.EnvVar("INBOXGRAPH_ALERT_WEBHOOK_URL")),
     },
-    executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    # Runs launched from the UI, a schedule or a sensor run each step in its own process (as
+    # many at once as there are cores); the command line picks in-process execution.
+    executor=dg.multi_or_in_process_executor,
 )
 
 

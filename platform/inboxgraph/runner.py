@@ -25,7 +25,13 @@ from inboxgraph.settings import Paths
 
 INSTANCE_TEMPLATE = REPOSITORY_ROOT / "platform" / "dagster.yaml"
 # Step-level progress on the console; Dagster's DEBUG events stay in the instance's event log.
-CONSOLE_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# Steps run in this process, one after another: a step process costs seconds of start-up
+# (importing Dagster, dbt and the definitions), more than most steps take on a laptop, and the
+# heavy steps (DuckDB, polars, the dbt subprocess) use every core by themselves.
+CONSOLE_LOGGING = {
+    "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    "execution": {"config": {"in_process": {}}},
+}
 
 
 @dataclass
@@ -58,15 +64,73 @@ def prepare_instance(paths: Paths) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(home))
 
 
+EVENT_FOLDERS = ("web_events", "esp_events")
+
+
 def landed_days(paths: Paths) -> list[str]:
     days: set[str] = set()
-    for folder in ("web_events", "esp_events"):
+    for folder in EVENT_FOLDERS:
         days.update(
             EventFolderSource(
                 folder=folder, landing_url=paths.landing_url, home=paths.home
             ).partitions()
         )
     return sorted(days)
+
+
+def ingested_fingerprints(
+    instance: dg.DagsterInstance, key: dg.AssetKey, days: set[str]
+) -> dict[str, str]:
+    """Per received date in ``days``, the landing fingerprint its newest materialization
+    recorded (newest first, so the history is read only until every date is found)."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    cursor = None
+    while not days <= seen:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key), limit=1000, cursor=cursor, ascending=False
+        )
+        for record in page.records:
+            materialization = record.asset_materialization
+            day = materialization.partition if materialization else None
+            if day is None or day in seen:
+                continue
+            seen.add(day)
+            recorded = materialization.metadata.get("landing_fingerprints")
+            if recorded is not None and day in recorded.value:
+                found[day] = recorded.value[day]
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
+
+
+def stale_days(instance: dg.DagsterInstance, paths: Paths) -> list[str]:
+    """Received dates whose landed files differ from what their lake partitions were built from.
+
+    A date is stale when any event source has files there that the newest materialization of
+    its partition did not record (new, rewritten or never landed), so an unchanged lake costs a
+    directory listing, not a re-read.
+    """
+    stale: set[str] = set()
+    for folder in EVENT_FOLDERS:
+        source = EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
+        current = source.fingerprints()
+        recorded = ingested_fingerprints(instance, dg.AssetKey(["lake", folder]), set(current))
+        stale.update(day for day, print_ in current.items() if recorded.get(day) != print_)
+    return sorted(stale)
+
+
+def contiguous_ranges(days: list[str], partition_keys: list[str]) -> list[tuple[str, str]]:
+    """Runs of consecutive partitions among ``days``: one backfill run each."""
+    position = {key: i for i, key in enumerate(partition_keys)}
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days, key=position.__getitem__):
+        if ranges and position[day] == position[ranges[-1][1]] + 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 def _collect(result: dg.ExecuteJobResult, summary: RunSummary) -> None:
@@ -129,28 +193,37 @@ def run_pipeline(
     as_of: datetime | None = None,
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
+    reingest: bool = False,
+    warehouse: bool = True,
 ) -> RunSummary:
-    """Land every landed partition, then refresh the warehouse; returns the summary."""
+    """Land the received dates whose files are new or changed (every landed date with
+    ``reingest``), then refresh the warehouse (unless not ``warehouse``); returns the summary."""
     ensure_manifest(refresh=True)
     from inboxgraph import definitions
 
     instance = prepare_instance(paths)
     summary = RunSummary()
-    partition_keys = set(received_date_partitions.get_partition_keys())
+    partition_keys = received_date_partitions.get_partition_keys()
+    valid = set(partition_keys)
     days = landed_days(paths)
-    summary.skipped_days = [d for d in days if d not in partition_keys]
-    days = [d for d in days if d in partition_keys]
+    summary.skipped_days = [d for d in days if d not in valid]
     if summary.skipped_days:
         log(f"skipping received dates outside the partitions: {summary.skipped_days}")
-    if days:
-        log(f"ingest_events: received dates {days[0]} .. {days[-1]} ({len(days)} days)")
+    if not days:
+        log("no web or ESP events have landed; skipping ingest_events")
+    stale = [d for d in (days if reingest else stale_days(instance, paths)) if d in valid]
+    if days and not stale:
+        log(f"ingest_events: all {len(days)} received dates are already in the lake")
+    for first, last in contiguous_ranges(stale, partition_keys):
+        n = partition_keys.index(last) - partition_keys.index(first) + 1
+        log(f"ingest_events: received dates {first} .. {last} ({n} day{'s' * (n != 1)})")
         result = dg.execute_job(
             dg.reconstructable(definitions.ingest_events),
             instance=instance,
             run_config=CONSOLE_LOGGING,
             tags={
-                "dagster/asset_partition_range_start": days[0],
-                "dagster/asset_partition_range_end": days[-1],
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
                 "inboxgraph/trigger": "cli",
             },
         )
@@ -158,8 +231,8 @@ def run_pipeline(
         if not result.success:
             log(f"ingest_events failed (run {result.run_id})")
             return summary
-    else:
-        log("no web or ESP events have landed; skipping ingest_events")
+    if not warehouse:
+        return summary
     log("refresh_warehouse: CRM, shop and enrichment extracts, dbt build, checks")
     run_config = {
         **CONSOLE_LOGGING,

@@ -1,34 +1,20 @@
 """Sensors: new or changed landing folders trigger the events job for that received date."""
 
-import hashlib
 import json
-import os
 
 import dagster as dg
 
 from inboxgraph.alerts import ALERT_EVENT_TYPES, Alert, AlertWebhook, alert_from_entry
-from inboxgraph.resources.sources import EventFolderSource
-from inboxgraph.settings import is_remote
+from inboxgraph.resources.sources import EventFolderSource, fingerprint
 
 
 def folder_fingerprints(sources: list[EventFolderSource]) -> dict[str, str]:
     """Per received date, a hash of every landed file's name, size and modification time."""
     listing: dict[str, list[str]] = {}
     for source in sources:
-        for day in source.partitions():
-            for url in source.files(day):
-                name = url.rsplit("/", 1)[-1]
-                # Object stores: a new file changes the listing (landed files are not rewritten).
-                if is_remote(url):
-                    stamp = ""
-                else:
-                    stat = os.stat(url)
-                    stamp = f":{stat.st_size}:{stat.st_mtime_ns}"
-                listing.setdefault(day, []).append(f"{source.folder}/{name}{stamp}")
-    return {
-        day: hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
-        for day, entries in listing.items()
-    }
+        for day, stamps in source.stamps().items():
+            listing.setdefault(day, []).extend(stamps)
+    return {day: fingerprint(entries) for day, entries in listing.items()}
 
 
 def plan_ingest_runs(

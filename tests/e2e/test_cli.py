@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,36 @@ def test_generate_then_run_builds_profiles_and_segments(platform_home: Paths) ->
         assert not_subscribed == 0
     runs = list((Path(platform_home.dagster_home)).rglob("*.db"))
     assert runs, "runs are recorded in the Dagster instance under DAGSTER_HOME"
+
+    # Nothing new has landed: no received date is read again.
+    again = _cli("run", "--as-of", "2026-11-28T00:00:00Z")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "ingest_events: all 100 received dates are already in the lake" in again.stdout
+    assert "web_events  " not in again.stdout
+
+    # One day's file is rewritten (a late line appended): that day alone is landed again.
+    day_files = sorted((Path(platform_home.landing_url) / "web_events" / "2026-11-20").iterdir())
+    lines_before = sum(len(_read_lines(f)) for f in day_files)
+    with gzip.open(day_files[0], "ab") as handle:
+        handle.write(
+            b'{"type": "page", "messageId": "late-1", "anonymousId": "a-late", '
+            b'"timestamp": "2026-11-20T10:00:00Z"}\n'
+        )
+    changed = _cli("run", "--as-of", "2026-11-28T00:00:00Z")
+    assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
+    assert "ingest_events: received dates 2026-11-20 .. 2026-11-20 (1 day)" in changed.stdout
+    (web_row,) = [line for line in changed.stdout.splitlines() if "web_events  " in line]
+    assert int(web_row.split()[1].replace(",", "")) == lines_before + 1
+    with duckdb.connect(paths_warehouse(platform_home), read_only=True) as con:
+        late = con.sql(
+            "select count(*) from intermediate.int_web__events_parsed where event_id = 'late-1'"
+        ).fetchone()[0]
+        assert late == 1
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return [line for line in data.splitlines() if line.strip()]
 
 
 def paths_warehouse(paths: Paths) -> str:

@@ -9,7 +9,10 @@ calls the vendor's API instead only has to return the same frame.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 import dagster as dg
@@ -18,10 +21,15 @@ import polars as pl
 import sqlalchemy as sa
 
 from inboxgraph.objectstore import join, store_for
-from inboxgraph.settings import resolve_paths
+from inboxgraph.settings import is_remote, resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+
+
+def fingerprint(entries: Iterable[str]) -> str:
+    """A short, order-independent hash of file stamps."""
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
 
 
 def _day_of(url: str) -> str:
@@ -76,6 +84,29 @@ class EventFolderSource(dg.ConfigurableResource):
     def files(self, day: str) -> list[str]:
         folder = join(self.root, day)
         return [url for url in self._event_files(folder) if _day_of(url) == day]
+
+    def stamps(self, days: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Per received date, ``folder/name:size:mtime`` of each landed file (sorted).
+
+        On an object store a landed file is never rewritten, so its name alone stands for it.
+        """
+        urls = (
+            self._event_files(self.root)
+            if days is None
+            else [url for day in days for url in self.files(day)]
+        )
+        listing: dict[str, list[str]] = {}
+        for url in urls:
+            stamp = f"{self.folder}/{url.rsplit('/', 1)[-1]}"
+            if not is_remote(url):
+                stat = os.stat(url)
+                stamp += f":{stat.st_size}:{stat.st_mtime_ns}"
+            listing.setdefault(_day_of(url), []).append(stamp)
+        return {day: sorted(entries) for day, entries in sorted(listing.items())}
+
+    def fingerprints(self, days: Iterable[str] | None = None) -> dict[str, str]:
+        """Per received date, a short hash of its landed files' names, sizes and times."""
+        return {day: fingerprint(entries) for day, entries in self.stamps(days).items()}
 
     def read_lines(self, day: str) -> pl.DataFrame:
         """Every non-blank line of every file landed on ``day``, with file and line number."""

@@ -27,7 +27,7 @@ priced as (
 final as (
     select
         person_id,
-        {{ list_agg('product_id', 'occurred_at desc') }} as product_ids,
+        {{ list_agg('product_id', 'occurred_at desc, product_id') }} as product_ids,
         sum(price) as cart_value,
         max(occurred_at) as last_added_at
     from priced

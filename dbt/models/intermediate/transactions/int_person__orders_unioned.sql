@@ -27,7 +27,7 @@ web_orders as (
         'web' as source
     from {{ ref('int_web__events_attributed') }}
     where event_name = 'Order Completed' and order_id is not null
-    qualify row_number() over (partition by order_id order by occurred_at) = 1
+    qualify row_number() over (partition by order_id order by occurred_at, event_id) = 1
 ),
 
 unioned as (

@@ -15,13 +15,14 @@ per_person as (
     group by person_id
 ),
 
+-- person_id breaks ties, so people with equal values fall into the same quintiles every run.
 scored as (
     select
         *,
         percent_rank() over (order by lifetime_value) as lifetime_value_percentile,
-        ntile(5) over (order by last_order_at) as recency_score,
-        ntile(5) over (order by order_count, lifetime_value) as frequency_score,
-        ntile(5) over (order by lifetime_value) as monetary_score
+        ntile(5) over (order by last_order_at, person_id) as recency_score,
+        ntile(5) over (order by order_count, lifetime_value, person_id) as frequency_score,
+        ntile(5) over (order by lifetime_value, person_id) as monetary_score
     from per_person
 ),
 

@@ -7,11 +7,15 @@
     )
 }}
 
--- The JSON payloads of web events unpacked once; a run re-reads only the newest received days.
+-- The JSON payloads of web events unpacked once; a run re-reads only the newest received days,
+-- plus any older day landed again since the last build (var relanded_dates, set by Dagster).
 with events as (
     select * from {{ ref('stg_web__events') }}
     {% if is_incremental() %}
     where received_date >= (select max(received_date) from {{ this }}) - 1
+    {% for day in var('relanded_dates', []) %}
+        or received_date = cast('{{ day }}' as date)
+    {% endfor %}
     {% endif %}
 ),
 
