@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -61,3 +64,22 @@ def consolidated_instance(tmp_path: Path) -> Iterator:
     }
     with dg.instance_for_test(overrides=overrides) as instance:
         yield instance
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 60) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started.
+
+    Dagster's webserver and daemon start code servers of their own; stopping only the parent
+    would leave those running after the test.
+    """
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its children may still be shutting down.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return

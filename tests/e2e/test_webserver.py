@@ -14,6 +14,7 @@ import requests
 
 from inboxgraph.dbt_project import REPOSITORY_ROOT
 from inboxgraph.settings import Paths
+from tests.conftest import stop_process_group
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +59,7 @@ def test_the_ui_api_shows_lineage_checks_and_freshness(platform_home: Paths) -> 
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -75,8 +77,7 @@ def test_the_ui_api_shows_lineage_checks_and_freshness(platform_home: Paths) -> 
         response.raise_for_status()
         nodes = {"/".join(n["assetKey"]["path"]): n for n in response.json()["data"]["assetNodes"]}
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process_group(process, timeout=30)
 
     def deps(key: str) -> set[str]:
         return {"/".join(d["path"]) for d in nodes[key]["dependencyKeys"]}

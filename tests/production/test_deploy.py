@@ -23,6 +23,7 @@ from inboxgraph.dbt_project import REPOSITORY_ROOT
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import materialize_events
+from tests.conftest import stop_process_group
 from tests.production.postgres import SERVER, require_server
 
 DEPLOY = REPOSITORY_ROOT / "platform" / "deploy"
@@ -122,6 +123,7 @@ def test_daemon_runs_queued_jobs_and_one_warehouse_writer_at_a_time(
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 600
@@ -143,8 +145,7 @@ def test_daemon_runs_queued_jobs_and_one_warehouse_writer_at_a_time(
             assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
             time.sleep(0.5)
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+        stop_process_group(daemon)
         log.close()
 
     records = instance.get_run_records(dg.RunsFilter(job_name="refresh_warehouse"))

@@ -40,11 +40,19 @@ category_views as (
     group by 1, 2
 ),
 
+-- Only each person's first three categories and five products are aggregated into lists, so
+-- memory follows the number of people, not the number of views.
 top_categories as (
     select
         person_id,
         {{ list_agg('category', 'views desc, last_viewed_at desc, category') }} as categories
-    from category_views
+    from (
+        select *
+        from category_views
+        qualify row_number() over (
+            partition by person_id order by views desc, last_viewed_at desc, category
+        ) <= 3
+    )
     group by person_id
 ),
 
@@ -59,7 +67,13 @@ recently_viewed as (
     select
         person_id,
         {{ list_agg('product_id', 'last_viewed_at desc, product_id') }} as product_ids
-    from recent_views
+    from (
+        select *
+        from recent_views
+        qualify row_number() over (
+            partition by person_id order by last_viewed_at desc, product_id
+        ) <= 5
+    )
     group by person_id
 ),
 

@@ -1,3 +1,7 @@
+-- A view: its readers each take the columns and event types they need, and writing every web
+-- event out a second time cost more than joining the person on again.
+{{ config(materialized='view') }}
+
 -- Web events up to as-of with the person they belong to: the user id decides when present
 -- (a shared device's events go to whoever was logged in), else the anonymous id.
 with events as (
