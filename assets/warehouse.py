@@ -12,10 +12,10 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
-from pydantic import Field
 
 from inboxgraph.dbt_project import dbt_project, ensure_manifest, release_duckdb_adapter
 from inboxgraph.objectstore import apply_dbt_environment
+from inboxgraph.partitions import RECEIVED_DATE
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.stream import ensure_stream_table
 
@@ -82,11 +82,12 @@ def relanded_event_dates(instance: dg.DagsterInstance, lake: LakeResource) -> li
         limit=10_000,
     ).records
     dates = {r.asset_materialization.partition for r in records if r.asset_materialization}
+    prefix = f"{RECEIVED_DATE}="
     landed = sorted(
-        part.split("=", 1)[1]
+        part.removeprefix(prefix)
         for path in lake.files("raw", "web_events")
         for part in str(path).replace("\\", "/").split("/")
-        if part.startswith("received_date=")
+        if part.startswith(prefix)
     )
     if not landed:
         return []
@@ -99,11 +100,6 @@ class WarehouseConfig(dg.Config):
 
     as_of: str = ""
     full_refresh: bool = False
-    column_lineage: bool = Field(
-        default=True,
-        description="Derive column-level lineage from the compiled SQL (sqlglot) for the UI; "
-        "column schemas are recorded either way.",
-    )
 
 
 @dbt_assets(
@@ -138,10 +134,7 @@ def warehouse_dbt_models(
         args.append("--full-refresh")
     try:
         yield from (
-            dbt.cli(args, context=context)
-            .stream()
-            .fetch_row_counts()
-            .fetch_column_metadata(with_column_lineage=config.column_lineage)
+            dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
         )
     finally:
         release_duckdb_adapter()

@@ -67,14 +67,14 @@ def prepare_instance(paths: Paths) -> dg.DagsterInstance:
 EVENT_FOLDERS = ("web_events", "esp_events")
 
 
+def _event_source(paths: Paths, folder: str) -> EventFolderSource:
+    return EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
+
+
 def landed_days(paths: Paths) -> list[str]:
     days: set[str] = set()
     for folder in EVENT_FOLDERS:
-        days.update(
-            EventFolderSource(
-                folder=folder, landing_url=paths.landing_url, home=paths.home
-            ).partitions()
-        )
+        days.update(_event_source(paths, folder).partitions())
     return sorted(days)
 
 
@@ -114,8 +114,7 @@ def stale_days(instance: dg.DagsterInstance, paths: Paths) -> list[str]:
     """
     stale: set[str] = set()
     for folder in EVENT_FOLDERS:
-        source = EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
-        current = source.fingerprints()
+        current = _event_source(paths, folder).fingerprints()
         recorded = ingested_fingerprints(instance, dg.AssetKey(["lake", folder]), set(current))
         stale.update(day for day, print_ in current.items() if recorded.get(day) != print_)
     return sorted(stale)
