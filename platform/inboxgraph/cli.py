@@ -164,7 +164,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         f"write key {'required' if write_key else 'not required'}",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        if isinstance(sink, KafkaSink):
+            sink.close()
     return 0
 
 

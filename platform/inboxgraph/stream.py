@@ -11,6 +11,7 @@ consumer group and split the topic's partitions.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -41,8 +42,16 @@ PIPELINE_DEPTH = 2
 # cap costs no latency when traffic is light; under load it spreads each file's fixed costs
 # (query planning, fsync, commit) over more events.
 DEFAULT_MAX_BATCH = 50_000
-# Partitions of one poll landed side by side.
+# Offset ranges of one poll landed side by side.
 WRITER_THREADS = 2
+# Fewest messages worth a file of their own when a poll is cut between the writer threads.
+MIN_RANGE = 5_000
+# Allocations between two young-generation collections while the worker runs (Python's
+# default is 700).
+GC_THRESHOLD = 200_000
+# A micro-batch is consumed in slices this long at most, so batches the lander finished are
+# committed (and reported) within this time instead of after the next batch fills.
+COMMIT_INTERVAL_SECONDS = 0.05
 
 
 def batch_file_name(topic: str, partition: int, first: int, last: int) -> str:
@@ -170,7 +179,14 @@ class StreamWorker:
         )
         tombstones = read_tombstones(self.lake)
         report = BatchReport(self.topic, partition, first, last, 0, 0, 0, 0)
-        for (day,), lines in frame.group_by("_received", maintain_order=True):
+        days = frame.get_column("_received").unique(maintain_order=True).to_list()
+        # Usually one day: the whole frame then (splitting it by day copies every row).
+        by_day = (
+            [((days[0],), frame)]
+            if len(days) == 1
+            else frame.group_by("_received", maintain_order=True)
+        )
+        for (day,), lines in by_day:
             prepared = web_events.prepare(
                 lines.drop("_received"), datetime.fromisoformat(day).date()
             ).collect()
@@ -194,18 +210,28 @@ class StreamWorker:
         return max(0, high - next_offset)
 
     def land(self, messages: list[Message]) -> list[BatchReport]:
-        """Write one poll's messages to the lake (durable files, not yet committed)."""
+        """Write one poll's messages to the lake (durable files, not yet committed).
+
+        Each partition's messages are cut into contiguous offset ranges of about an equal
+        share of the poll per writer thread (a poll often holds one partition only), and the
+        ranges land side by side: DuckDB and polars release the GIL while they work.
+        """
         by_partition: dict[int, list[Message]] = {}
         for message in messages:
             if message.error():
                 logger.warning(f"consumer error: {message.error()}")
                 continue
             by_partition.setdefault(message.partition(), []).append(message)
-        batches = sorted(by_partition.items())
-        if len(batches) == 1:
-            return [self._write(*batches[0])]
-        # Partitions land side by side: DuckDB and polars release the GIL while they work.
-        return list(self._writers.map(lambda batch: self._write(*batch), batches))
+        total = sum(len(batch) for batch in by_partition.values())
+        size = max(MIN_RANGE, -(-total // WRITER_THREADS))
+        ranges = [
+            (partition, batch[start : start + size])
+            for partition, batch in sorted(by_partition.items())
+            for start in range(0, len(batch), size)
+        ]
+        if len(ranges) == 1:
+            return [self._write(*ranges[0])]
+        return list(self._writers.map(lambda piece: self._write(*piece), ranges))
 
     def warm_up(self) -> None:
         """Parse one message before consuming, so the first batch pays no start-up cost."""
@@ -231,7 +257,12 @@ class StreamWorker:
         """
         if not reports:
             return
-        offsets = [TopicPartition(self.topic, r.partition, r.last_offset + 1) for r in reports]
+        next_offsets: dict[int, int] = {}
+        for report in reports:
+            next_offsets[report.partition] = max(
+                next_offsets.get(report.partition, 0), report.last_offset + 1
+            )
+        offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(next_offsets.items())]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException:
@@ -240,7 +271,7 @@ class StreamWorker:
                     Path(path).unlink(missing_ok=True)
             raise
         for report in reports:
-            report.lag = self._lag(report.partition, report.last_offset + 1)
+            report.lag = self._lag(report.partition, next_offsets[report.partition])
             self.landed += report.landed
             if self.on_batch is not None:
                 self.on_batch(report)
@@ -264,6 +295,12 @@ class StreamWorker:
         """
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        # Every consumed message is a tracked Python object and up to PIPELINE_DEPTH batches
+        # are alive at once: at the default thresholds the cyclic collector walks them all
+        # again and again, which took a third of the consuming thread's time. Messages
+        # form no cycles, so collections are made rarer while the worker runs.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.warm_up()
         lander = threading.Thread(target=self._land_loop, name="inboxgraph-lander", daemon=True)
@@ -271,8 +308,7 @@ class StreamWorker:
         last_message = None
         try:
             while self.running and self._failure is None:
-                self._commit_landed()
-                messages = self.consumer.consume(self.max_batch, self.max_wait)
+                messages = self._next_batch()
                 if not messages:
                     # Idle time counts from the assignment (joining a group takes a while).
                     since = last_message or self.assigned_at
@@ -294,9 +330,31 @@ class StreamWorker:
             lander.join()
             self._writers.shutdown()
             self.consumer.close()
+            gc.set_threshold(*thresholds)
         if self._failure is not None:
             raise self._failure
         return self.landed
+
+    def _next_batch(self) -> list[Message]:
+        """Up to ``max_batch`` messages within ``max_wait``, committing landed batches meanwhile.
+
+        After a failed commit the consumer rewinds, so what this batch had gathered is dropped
+        (it is consumed again from the committed offsets).
+        """
+        deadline = time.monotonic() + self.max_wait
+        messages: list[Message] = []
+        while len(messages) < self.max_batch and self.running:
+            if not self._commit_landed():
+                return []
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            messages.extend(
+                self.consumer.consume(
+                    self.max_batch - len(messages), min(remaining, COMMIT_INTERVAL_SECONDS)
+                )
+            )
+        return messages
 
     def _land_loop(self) -> None:
         while True:
@@ -313,19 +371,22 @@ class StreamWorker:
             finally:
                 self._pending.task_done()
 
-    def _commit_landed(self) -> None:
-        """Commit (in order) every batch the lander has finished; rewind if a commit fails."""
+    def _commit_landed(self) -> bool:
+        """Commit (in order) every batch the lander has finished; rewind if a commit fails.
+
+        Returns False after a rewind.
+        """
         while True:
             try:
                 reports = self._landed.get_nowait()
             except queue.Empty:
-                return
+                return True
             try:
                 self.commit(reports)
             except KafkaException as exc:
                 logger.warning(f"commit failed, rewinding to the committed offsets: {exc}")
                 self._rewind_to_committed()
-                return
+                return False
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Land and commit what was consumed before the partitions go to another worker.

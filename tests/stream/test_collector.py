@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -174,3 +175,38 @@ def test_without_kafka_events_land_through_the_batch_path(platform_home: Paths) 
     assert landed.height == 26
     assert landed.filter(pl.col("type") == "identify")["email"].to_list() == ["one@example.com"]
     assert landed["message_id"].n_unique() == 26
+
+
+def test_concurrent_requests_are_validated_together_and_answered_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from inboxgraph import collector as collector_module
+
+    calls: list[int] = []
+    validate = collector_module.validation_reasons
+
+    def counted(encoded: list[str]) -> list[str | None]:
+        calls.append(len(encoded))
+        return validate(encoded)
+
+    monkeypatch.setattr(collector_module, "validation_reasons", counted)
+    now = datetime.now(UTC).isoformat()
+    good = orjson.dumps(
+        {"type": "track", "anonymousId": "a", "event": "e", "messageId": "same", "timestamp": now}
+    )
+    no_ids = orjson.dumps({"type": "track", "event": "e", "messageId": "m2", "timestamp": now})
+    requests_ = [[good.decode()], [no_ids.decode(), good.decode()], [good.decode()]]
+
+    async def validate_all() -> list[list[str | None]]:
+        validator = collector_module.GroupValidator()
+        return await asyncio.gather(*(validator.reasons(lines) for lines in requests_))
+
+    reasons = asyncio.run(validate_all())
+
+    assert calls == [4], "the three requests were validated in one call"
+    # The repeated message id across requests is only a duplicate flag, which is accepted.
+    assert reasons[0] == [None]
+    assert reasons[1][0] == "missing_identity"
+    assert all(r in collector_module.ACCEPTED_REASONS for r in reasons[1][1:] + reasons[2])

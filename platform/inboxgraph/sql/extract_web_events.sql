@@ -60,7 +60,7 @@ select
     case when len(list_filter(_keys, k -> k not in (
         'type', 'messageId', 'anonymousId', 'userId', 'event', 'name', 'previousId',
         'groupId', 'timestamp', 'sentAt', 'receivedAt', 'traits', 'properties', 'context'
-    ))) > 0 then json_merge_patch(_raw::json, '{"type": null, "messageId": null,
+    ))) > 0 then json_merge_patch(_raw, '{"type": null, "messageId": null,
         "anonymousId": null, "userId": null, "event": null, "name": null, "previousId": null,
         "groupId": null, "timestamp": null, "sentAt": null, "receivedAt": null,
         "traits": null, "properties": null, "context": null}')::varchar end as extra

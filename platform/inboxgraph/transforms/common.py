@@ -47,11 +47,8 @@ def fingerprint(raw: pl.Expr) -> pl.Expr:
 
 def flag_duplicates(lf: pl.LazyFrame, key: str, reason: str) -> pl.LazyFrame:
     """Mark every good record after the first with the same key (in file and line order)."""
-    seen_before = (
-        pl.col("reason").is_null()
-        & pl.col(key).is_not_null()
-        & (pl.int_range(pl.len()).over(pl.col(key), pl.col("reason").is_null()) > 0)
-    )
+    good = pl.col("reason").is_null() & pl.col(key).is_not_null()
+    seen_before = good & ~pl.when(good).then(pl.col(key)).is_first_distinct()
     return lf.sort("_source_file", "_line").with_columns(
         pl.when(seen_before).then(pl.lit(reason)).otherwise(pl.col("reason")).alias("reason")
     )
