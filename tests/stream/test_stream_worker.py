@@ -57,6 +57,7 @@ def test_segment_client_events_reach_the_lake_exactly_once(
             )
         client.identify("user-7", {"email": "seven@example.com"}, anonymous_id="anon-7")
         client.flush()
+    sink.close()
     reports = []
     worker = StreamWorker(
         broker,
