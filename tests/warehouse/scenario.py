@@ -187,29 +187,33 @@ class Landing:
         self.customers, self.orders, self.enrichment = [], [], []
 
 
-def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
-    """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
-    materialize_events(paths)
-    materialize_batches()
-    ensure_stream_table(LakeResource(url=paths.lake_url))
+def run_dbt(paths: Paths, command: str, *args: str) -> None:
+    """``dbt <command>`` on the project for this platform home; it must succeed."""
     completed = subprocess.run(
         [
             dbt_executable(),
-            "build",
+            command,
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
             str(DBT_PROJECT_DIR),
             "--target-path",
             str(Path(paths.home) / "dbt-target"),
-            "--vars",
-            json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")}),
+            *args,
         ],
         capture_output=True,
         text=True,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-5000:]
+
+
+def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
+    """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
+    materialize_events(paths)
+    materialize_batches()
+    ensure_stream_table(LakeResource(url=paths.lake_url))
+    run_dbt(paths, "build", "--vars", json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")}))
 
 
 def query(paths: Paths, sql: str, *params: object) -> list[tuple]:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import orjson
 
-from inboxgraph.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream import ensure_stream_table
 from tests.assets.lake_helpers import materialize_events
-from tests.warehouse.scenario import query
+from tests.warehouse.scenario import query, run_dbt
 
 PARSED = "intermediate.int_web__events_parsed"
 
@@ -37,25 +35,7 @@ def _land(paths: Paths, day: str, file: str, *messages: tuple[str, str]) -> None
 
 
 def _dbt_run(paths: Paths, *args: str) -> None:
-    completed = subprocess.run(
-        [
-            dbt_executable(),
-            "run",
-            "--select",
-            "+int_web__events_parsed",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(Path(paths.home) / "dbt-target"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-5000:]
+    run_dbt(paths, "run", "--select", "+int_web__events_parsed", *args)
 
 
 def _parsed(paths: Paths) -> list[tuple]:
