@@ -1,7 +1,8 @@
 """The stream worker: Kafka -> lake, exactly once in effect.
 
-It consumes the events topic in micro-batches and writes each partition's batch as Parquet
-files named by topic, partition and offset range (one per received date), under
+It consumes the events topic in micro-batches and writes each batch as Parquet files, one per
+contiguous offset range of a partition (a batch's share per writer thread) and received date,
+named by topic, partition and offset range, under
 ``lake/raw/web_events_stream/received_date=<day>/``. Offsets are committed only after the
 files are durable. When a partition is assigned, files starting at or after its committed
 offset are left-overs of a worker that died before committing: they are removed and those
