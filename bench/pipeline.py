@@ -242,17 +242,15 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
             for s in ("lake", "staging", "intermediate", "marts")
         ),
     ]
-    # The lake's tables as views, as dbt's on-run-start makes them (macros/lake_views.sql).
-    lake = home / "lake"
-    for source in sorted(
-        n["name"] for n in manifest["sources"].values() if n["source_name"] == "lake"
-    ):
-        files = lake / "raw" / source
-        if any(files.rglob("*.parquet")):
-            statements.append(
-                f"create view lake.{source} as select * from read_parquet("
-                f"'{files}/**/*.parquet', hive_partitioning = true, union_by_name = true);"
-            )
+    # The lake's tables as views: the very views dbt's on-run-start made in the compile
+    # warehouse (macros/lake_views.sql).
+    with duckdb.connect(str(compile_home / "warehouse.duckdb"), read_only=True) as compiled:
+        statements.extend(
+            sql
+            for (sql,) in compiled.sql(
+                "select sql from duckdb_views() where schema_name = 'lake' order by view_name"
+            ).fetchall()
+        )
     for uid in order:
         node = nodes[uid]
         relation = node["relation_name"]

@@ -9,7 +9,7 @@
 3. Latency: from the collector's 200 to the event being visible in
    ``marts.customer_profiles_live``, with the stream worker running (p95; target at most 5 s).
 
-    python bench/stream.py [--events 500000] [--latency-samples 40]
+    python bench/stream.py [--events 500000] [--rounds 3] [--latency-samples 40]
 """
 
 from __future__ import annotations
