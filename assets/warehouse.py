@@ -1,6 +1,7 @@
 """Lake -> warehouse -> marts: the dbt project, one Dagster asset per model."""
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -64,28 +65,42 @@ translator = InboxgraphDbtTranslator(
 )
 
 
-PARSED_EVENTS_KEY = dg.AssetKey(["warehouse", "int_web__events_parsed"])
-WEB_EVENTS_LAKE_KEY = dg.AssetKey(["lake", "web_events"])
+# The incremental models that read one lake event table by received-date window, and the
+# setting (macro relanded_dates) naming the older dates each must read again.
+INCREMENTAL_EVENT_MODELS = {
+    "web_events": (
+        dg.AssetKey(["warehouse", "int_web__events_parsed"]),
+        "INBOXGRAPH_DBT_RELANDED_DATES",
+    ),
+    "esp_events": (
+        dg.AssetKey(["warehouse", "stg_esp__events"]),
+        "INBOXGRAPH_DBT_RELANDED_ESP_DATES",
+    ),
+}
 
 
-def relanded_event_dates(instance: dg.DagsterInstance, lake: LakeResource) -> list[str]:
-    """Older received dates of web events landed again since the parsed events were built.
+def relanded_event_dates(
+    instance: dg.DagsterInstance, lake: LakeResource, source: str = "web_events"
+) -> list[str]:
+    """Older received dates of ``source`` landed again since its incremental model was built.
 
-    The incremental parse re-reads the newest two received dates by itself; a date before
-    those (a rewritten or late file) is named to it explicitly, so it is parsed again too.
+    The model re-reads the newest two received dates by itself; a date before those (a
+    rewritten or late file) is named to it explicitly, so it is read again too.
     """
-    built = instance.get_latest_materialization_event(PARSED_EVENTS_KEY)
+    built = instance.get_latest_materialization_event(INCREMENTAL_EVENT_MODELS[source][0])
     if built is None:
         return []
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=WEB_EVENTS_LAKE_KEY, after_timestamp=built.timestamp),
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(["lake", source]), after_timestamp=built.timestamp
+        ),
         limit=10_000,
     ).records
     dates = {r.asset_materialization.partition for r in records if r.asset_materialization}
     prefix = f"{RECEIVED_DATE}="
     landed = sorted(
         part.removeprefix(prefix)
-        for path in lake.files("raw", "web_events")
+        for path in lake.files("raw", source)
         for part in str(path).replace("\\", "/").split("/")
         if part.startswith(prefix)
     )
@@ -119,22 +134,27 @@ def warehouse_dbt_models(
     """The warehouse: staging views, identity graph, profiles and segments, built by dbt."""
     ensure_stream_table(lake)
     apply_dbt_environment(lake.location)  # an S3 lake selects the profile's `s3` output
-    variables: dict[str, object] = {}
-    if config.as_of:
-        variables["as_of"] = config.as_of
-    relanded = relanded_event_dates(context.instance, lake)
-    if relanded:
-        context.log.info(f"web event dates landed again since the last build: {relanded}")
-        variables["relanded_dates"] = relanded
+    # The run's settings reach dbt through the environment (macros run_setting, as_of and
+    # relanded_dates), not --vars: a new --vars value makes dbt parse the whole project again.
+    settings = {"INBOXGRAPH_DBT_AS_OF": config.as_of}
+    for source, (_, variable) in INCREMENTAL_EVENT_MODELS.items():
+        relanded = relanded_event_dates(context.instance, lake, source)
+        if relanded:
+            context.log.info(f"{source} dates landed again since the last build: {relanded}")
+        settings[variable] = json.dumps(relanded) if relanded else ""
     args = ["build"]
-    if variables:
-        # Only when needed: the project's defaults keep dbt's partial parse valid.
-        args += ["--vars", json.dumps(variables)]
     if config.full_refresh:
         args.append("--full-refresh")
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield from (
             dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
         )
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         release_duckdb_adapter()

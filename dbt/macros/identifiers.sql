@@ -6,13 +6,43 @@
                                       'unknown', 'n/a', '[object object]', '00000000-0000-0000-0000-000000000000'))
 {%- endmacro %}
 
-{#- The moment the run evaluates profiles and segments at (var as_of, default now). -#}
+{#- A setting of one run: the dbt var `name` when given (`--vars`), else the environment variable
+    `env_name`, which Dagster sets for the run. The environment is read only while executing,
+    never while parsing, so a new value keeps dbt's partial parse valid (a changed `--vars`
+    makes dbt parse the whole project again, seconds on every run). -#}
+{% macro run_setting(name, env_name) -%}
+    {%- set value = var(name, none) -%}
+    {%- if value is none and execute -%}
+        {%- set value = env_var(env_name, '') or none -%}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- The moment the run evaluates profiles and segments at (var as_of or INBOXGRAPH_DBT_AS_OF,
+    default now). -#}
 {% macro as_of() -%}
-    {%- if var('as_of') -%}
-        cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }})
+    {%- set value = run_setting('as_of', 'INBOXGRAPH_DBT_AS_OF') -%}
+    {%- if value -%}
+        cast('{{ value }}' as {{ dbt.type_timestamp() }})
     {%- else -%}
         cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- Older received dates of a lake event table landed again since its incremental model was
+    last built: `web_events` (var relanded_dates, or INBOXGRAPH_DBT_RELANDED_DATES as a JSON
+    list) or `esp_events` (var relanded_esp_dates, or INBOXGRAPH_DBT_RELANDED_ESP_DATES). The
+    model reads them besides its window. -#}
+{% macro relanded_dates(source='web_events') -%}
+    {%- set names = {
+        'web_events': ('relanded_dates', 'INBOXGRAPH_DBT_RELANDED_DATES'),
+        'esp_events': ('relanded_esp_dates', 'INBOXGRAPH_DBT_RELANDED_ESP_DATES'),
+    }[source] -%}
+    {%- set value = run_setting(names[0], names[1]) -%}
+    {%- if value is string -%}
+        {%- set value = fromjson(value) -%}
+    {%- endif -%}
+    {{ return(value or []) }}
 {%- endmacro %}
 
 {#- Fractional days from `earlier` to `later`; null when either is null. -#}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
@@ -187,8 +188,9 @@ class Landing:
         self.customers, self.orders, self.enrichment = [], [], []
 
 
-def run_dbt(paths: Paths, command: str, *args: str) -> None:
-    """``dbt <command>`` on the project for this platform home; it must succeed."""
+def run_dbt(paths: Paths, command: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """``dbt <command>`` on the project for this platform home (with ``env`` added to the
+    environment); it must succeed."""
     completed = subprocess.run(
         [
             dbt_executable(),
@@ -204,6 +206,7 @@ def run_dbt(paths: Paths, command: str, *args: str) -> None:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     assert completed.returncode == 0, completed.stdout[-5000:]
 

@@ -10,10 +10,10 @@
 -- depends_on: {{ source('lake', 'web_events') }}
 -- The JSON payloads of web events unpacked once. An incremental run reads only the lake
 -- partitions of its window: the newest received day and the one before, plus any older day
--- landed again since the last build (var relanded_dates, set by Dagster). It keeps staging's
+-- landed again since the last build (macro relanded_dates, set by Dagster). It keeps staging's
 -- rule that the first received copy of a message wins: a message already parsed from a day
 -- outside the window, received before its copy in the window, keeps its row.
-{%- set relanded = var('relanded_dates', []) %}
+{%- set relanded = relanded_dates() %}
 {%- if is_incremental() and execute %}
     {%- set window_start = run_query(
         'select max(received_date) - 1 from ' ~ this
