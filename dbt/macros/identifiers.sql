@@ -1,9 +1,30 @@
 {#- Values that trackers send when they have no real identifier; they must never link people. -#}
+{% macro junk_identifier_values() -%}
+    {{ return(['null', 'undefined', 'anonymous', '0', 'none', 'nil', 'nan', 'unknown', 'n/a',
+               '[object object]', '00000000-0000-0000-0000-000000000000']) }}
+{%- endmacro %}
+
 {% macro is_junk_identifier(column) -%}
+    {{ return(adapter.dispatch('is_junk_identifier', 'inboxgraph')(column)) }}
+{%- endmacro %}
+
+{% macro default__is_junk_identifier(column) -%}
     ({{ column }} is null
      or trim({{ column }}) = ''
-     or lower(trim({{ column }})) in ('null', 'undefined', 'anonymous', '0', 'none', 'nil', 'nan',
-                                      'unknown', 'n/a', '[object object]', '00000000-0000-0000-0000-000000000000'))
+     or lower(trim({{ column }})) in (
+        {%- for value in junk_identifier_values() %}'{{ value }}'{{ ', ' if not loop.last }}{% endfor -%}
+     ))
+{%- endmacro %}
+
+{#- DuckDB plans an IN list this long as a join against the list, one per call: on every web
+    event and every collected link that was most of the parse's and the links' time. A list
+    lookup is a plain function. -#}
+{% macro duckdb__is_junk_identifier(column) -%}
+    ({{ column }} is null
+     or trim({{ column }}) = ''
+     or list_contains([
+        {%- for value in junk_identifier_values() %}'{{ value }}'{{ ', ' if not loop.last }}{% endfor -%}
+     ], lower(trim({{ column }}))))
 {%- endmacro %}
 
 {#- A setting of one run: the dbt var `name` when given (`--vars`), else the environment variable
