@@ -122,13 +122,13 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
     _land_esp(paths, "2026-11-06", "a.jsonl", ("e-06", "processed"), ("dup-a", "click"))
     _land_esp(paths, "2026-11-02", "b.jsonl", ("e-02b", "bounce"), ("dup-b", "click"))
     materialize_events(paths)
+    # Dagster names the dates through the environment (dbt's partial parse stays valid).
     run_dbt(
         paths,
         "run",
         "--select",
         "stg_esp__events",
-        "--vars",
-        json.dumps({"relanded_esp_dates": ["2026-11-02"]}),
+        env={"INBOXGRAPH_DBT_RELANDED_ESP_DATES": json.dumps(["2026-11-02"])},
     )
     incremental = _staged_esp(paths)
 
@@ -141,27 +141,3 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
 
     run_dbt(paths, "run", "--select", "stg_esp__events", "--full-refresh")
     assert _staged_esp(paths) == incremental
-
-
-def test_relanded_dates_reach_dbt_through_the_environment(platform_home: Paths) -> None:
-    """Dagster passes the dates as an environment variable, so dbt's partial parse stays valid."""
-    paths = platform_home
-    ensure_stream_table(LakeResource(url=paths.lake_url))
-    _land(paths, "2026-11-01", "a.jsonl", ("m-1", "Web"))
-    for day in ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"):
-        _land_esp(paths, day, "a.jsonl", (f"e-{day}", "processed"))
-    materialize_events(paths)
-    run_dbt(paths, "run", "--select", "stg_esp__events")
-    _land_esp(paths, "2026-11-01", "b.jsonl", ("late", "open"))
-    materialize_events(paths)
-
-    run_dbt(paths, "run", "--select", "stg_esp__events")  # 11-01 is outside the window
-    assert "late" not in {row[0] for row in _staged_esp(paths)}
-    run_dbt(
-        paths,
-        "run",
-        "--select",
-        "stg_esp__events",
-        env={"INBOXGRAPH_DBT_RELANDED_ESP_DATES": json.dumps(["2026-11-01"])},
-    )
-    assert ("late", "open", "2026-11-01") in _staged_esp(paths)
