@@ -30,7 +30,7 @@ def pipeline_home(
         yield paths, summary
 
 
-def rerun(paths: Paths, as_of: datetime = AS_OF) -> RunSummary:
-    summary = run_pipeline(paths, as_of=as_of, log=lambda _: None)
+def rerun(paths: Paths) -> RunSummary:
+    summary = run_pipeline(paths, as_of=AS_OF, log=lambda _: None)
     assert summary.succeeded, summary
     return summary
