@@ -23,10 +23,3 @@
         _line as source_line
     from {{ source('lake', 'web_events') }}
 {%- endmacro %}
-
-{#- True when `column` (a date) is in an incremental run's window: on or after `start`, or one
-    of the `extra_days` (ISO dates). -#}
-{% macro received_in_window(column, start, extra_days) -%}
-    ({{ column }} >= cast('{{ start }}' as date)
-    {%- for day in extra_days %} or {{ column }} = cast('{{ day }}' as date){% endfor %})
-{%- endmacro %}

@@ -18,22 +18,32 @@ PARSED = "intermediate.int_web__events_parsed"
 STAGED_ESP = "staging.stg_esp__events"
 
 
+def _write_lines(paths: Paths, folder: str, day: str, file: str, records: list[dict]) -> None:
+    target = Path(paths.landing_url) / folder / day
+    target.mkdir(parents=True, exist_ok=True)
+    (target / file).write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+
+
 def _land(paths: Paths, day: str, file: str, *messages: tuple[str, str]) -> None:
-    folder = Path(paths.landing_url) / "web_events" / day
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        orjson.dumps(
-            {
-                "type": "track",
-                "messageId": message_id,
-                "anonymousId": "anon-1",
-                "event": event,
-                "timestamp": f"{day}T10:00:00.000Z",
-            }
-        )
+    records = [
+        {
+            "type": "track",
+            "messageId": message_id,
+            "anonymousId": "anon-1",
+            "event": event,
+            "timestamp": f"{day}T10:00:00.000Z",
+        }
         for message_id, event in messages
     ]
-    (folder / file).write_bytes(b"\n".join(lines) + b"\n")
+    _write_lines(paths, "web_events", day, file, records)
+
+
+def _rows(paths: Paths, table: str, kind: str) -> list[tuple]:
+    """(event id, ``kind``, received date) of every row of ``table``, by event id."""
+    return query(
+        paths,
+        f"select event_id, {kind}, cast(received_date as varchar) from {table} order by 1",
+    )
 
 
 def _dbt_run(paths: Paths, *args: str) -> None:
@@ -41,10 +51,7 @@ def _dbt_run(paths: Paths, *args: str) -> None:
 
 
 def _parsed(paths: Paths) -> list[tuple]:
-    return query(
-        paths,
-        f"select event_id, event_name, cast(received_date as varchar) from {PARSED} order by 1",
-    )
+    return _rows(paths, PARSED, "event_name")
 
 
 def test_incremental_parse_equals_a_full_refresh(platform_home: Paths) -> None:
@@ -80,28 +87,21 @@ def test_incremental_parse_equals_a_full_refresh(platform_home: Paths) -> None:
 
 
 def _land_esp(paths: Paths, day: str, file: str, *events: tuple[str, str]) -> None:
-    folder = Path(paths.landing_url) / "esp_events" / day
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        orjson.dumps(
-            {
-                "email": "reader@example.com",
-                "timestamp": 1_793_000_000,
-                "event": event,
-                "sg_event_id": event_id,
-                "sg_message_id": "msg-1",
-            }
-        )
+    records = [
+        {
+            "email": "reader@example.com",
+            "timestamp": 1_793_000_000,
+            "event": event,
+            "sg_event_id": event_id,
+            "sg_message_id": "msg-1",
+        }
         for event_id, event in events
     ]
-    (folder / file).write_bytes(b"\n".join(lines) + b"\n")
+    _write_lines(paths, "esp_events", day, file, records)
 
 
 def _staged_esp(paths: Paths) -> list[tuple]:
-    return query(
-        paths,
-        f"select event_id, event_type, cast(received_date as varchar) from {STAGED_ESP} order by 1",
-    )
+    return _rows(paths, STAGED_ESP, "event_type")
 
 
 def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> None:

@@ -13,37 +13,13 @@
 -- landed again since the last build (macro relanded_dates, set by Dagster). It keeps staging's
 -- rule that the first received copy of a message wins: a message already parsed from a day
 -- outside the window, received before its copy in the window, keeps its row.
-{%- set relanded = relanded_dates() %}
-{%- if is_incremental() and execute %}
-    {%- set window_start = run_query(
-        'select max(received_date) - 1 from ' ~ this
-    ).columns[0].values()[0] or '1970-01-01' %}
-{%- endif %}
 with
 {% if is_incremental() %}
 landed as (
     {{ web_events_renamed() }}
 ),
 
-window_landed as (
-    select * from landed where {{ received_in_window('received_date', window_start, relanded) }}
-),
-
-window_first as (
-    {{ deduplicate('window_landed', 'event_id', 'received_date, source_file, source_line') }}
-),
-
-events as (
-    select *
-    from window_first
-    where not exists (
-        select 1
-        from {{ this }} as parsed
-        where parsed.event_id = window_first.event_id
-            and parsed.received_date < window_first.received_date
-            and not {{ received_in_window('parsed.received_date', window_start, relanded) }}
-    )
-),
+{{ first_copies_in_window('landed', relanded_dates('web_events'), 'events') }},
 {% else %}
 events as (
     select * from {{ ref('stg_web__events') }}

@@ -1,0 +1,44 @@
+{#- The incremental event models (int_web__events_parsed, stg_esp__events) read only a window of
+    the lake's received dates: from the day before the newest one they hold, plus `relanded`
+    (older days landed again since their last build, macro relanded_dates). -#}
+
+{#- True when `column` (a date) is in an incremental run's window: on or after `start`, or one
+    of the `extra_days` (ISO dates). -#}
+{% macro received_in_window(column, start, extra_days) -%}
+    ({{ column }} >= cast('{{ start }}' as date)
+    {%- for day in extra_days %} or {{ column }} = cast('{{ day }}' as date){% endfor %})
+{%- endmacro %}
+
+{#- The first received copy of each event in `landed` (a CTE of landed rows with event_id,
+    received_date, source_file and source_line) within the window, as CTEs ending in `output`.
+    An event the model already holds from a day outside the window, received before its copy in
+    the window, keeps its row (the copy is left out), so an incremental run agrees with a full
+    refresh's first-copy-wins deduplication. -#}
+{% macro first_copies_in_window(landed, relanded, output) -%}
+    {%- set window_start = '1970-01-01' %}
+    {%- if execute %}
+        {%- set window_start = run_query(
+            'select max(received_date) - 1 from ' ~ this
+        ).columns[0].values()[0] or window_start %}
+    {%- endif %}
+window_landed as (
+    select * from {{ landed }}
+    where {{ received_in_window('received_date', window_start, relanded) }}
+),
+
+window_first as (
+    {{ deduplicate('window_landed', 'event_id', 'received_date, source_file, source_line') }}
+),
+
+{{ output }} as (
+    select *
+    from window_first
+    where not exists (
+        select 1
+        from {{ this }} as held
+        where held.event_id = window_first.event_id
+            and held.received_date < window_first.received_date
+            and not {{ received_in_window('held.received_date', window_start, relanded) }}
+    )
+)
+{%- endmacro %}
