@@ -66,14 +66,17 @@ translator = InboxgraphDbtTranslator(
 
 
 # The incremental models that read one lake event table by received-date window, and the
-# setting (macro relanded_dates) naming the older dates each must read again.
+# setting (macro relanded_dates) naming the older dates they must read again.
 INCREMENTAL_EVENT_MODELS = {
     "web_events": (
-        dg.AssetKey(["warehouse", "int_web__events_parsed"]),
+        (
+            dg.AssetKey(["warehouse", "int_web__events_parsed"]),
+            dg.AssetKey(["warehouse", "int_person__web_activity_aggregated"]),
+        ),
         "INBOXGRAPH_DBT_RELANDED_DATES",
     ),
     "esp_events": (
-        dg.AssetKey(["warehouse", "stg_esp__events"]),
+        (dg.AssetKey(["warehouse", "stg_esp__events"]),),
         "INBOXGRAPH_DBT_RELANDED_ESP_DATES",
     ),
 }
@@ -82,18 +85,22 @@ INCREMENTAL_EVENT_MODELS = {
 def relanded_event_dates(
     instance: dg.DagsterInstance, lake: LakeResource, source: str = "web_events"
 ) -> list[str]:
-    """Older received dates of ``source`` landed again since its incremental model was built.
+    """Older received dates of ``source`` landed again since its incremental models were built.
 
-    The model re-reads the newest two received dates by itself; a date before those (a
-    rewritten or late file) is named to it explicitly, so it is read again too.
+    The models re-read the newest two received dates by themselves; a date before those (a
+    rewritten or late file) is named to them explicitly, so it is read again too. Dates are
+    counted from the oldest of the models' last builds, so a run that built only some of them
+    leaves nothing unread for the others.
     """
-    built = instance.get_latest_materialization_event(INCREMENTAL_EVENT_MODELS[source][0])
-    if built is None:
+    builds = [
+        instance.get_latest_materialization_event(key)
+        for key in INCREMENTAL_EVENT_MODELS[source][0]
+    ]
+    built = [event.timestamp for event in builds if event is not None]
+    if not built:
         return []
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey(["lake", source]), after_timestamp=built.timestamp
-        ),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["lake", source]), after_timestamp=min(built)),
         limit=10_000,
     ).records
     dates = {r.asset_materialization.partition for r in records if r.asset_materialization}

@@ -1,11 +1,147 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='person_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook="delete from {{ this }} where first_seen_at is null"
+    )
+}}
+
+-- depends_on: {{ ref('int_web__events_parsed') }}
 -- One row per person: page views, sessions, recency and product interests from web events.
-with events as (
-    select * from {{ ref('int_web__events_attributed') }}
+--
+-- Incremental: a run recomputes only the people whose row can have changed, from all of their
+-- events (sessions need a person's events in order), and keeps everyone else's row:
+--   * people with an event in the parse's window (received from the day before the newest day
+--     this model has seen, or on a day landed again; macro relanded_dates);
+--   * people with an event the moved as-of now includes (after the previous as-of, up to this
+--     one); an as-of earlier than the previous one recomputes everyone;
+--   * people whose inputs_fingerprint changed: their user and anonymous ids (which events are
+--     theirs: a merge, a split, an erasure), the product catalog's categories or the session
+--     timeout, which recompute everyone;
+--   * people who are gone (merged into another, or erased): their row is deleted.
+-- A recomputed person without events comes out as an empty row, which the post-hook deletes.
+-- A full refresh (`dbt build --full-refresh`) computes everyone, as the first build does.
+with persons as (
+    select * from {{ ref('int_identity__persons_assigned') }}
 ),
 
 products as (
     select * from {{ ref('stg_shop__products') }}
 ),
+
+inputs as (
+    select
+        person_id,
+        {{ set_fingerprint('identifier_id') }}
+            || '|' || (
+                select {{ set_fingerprint("product_id || ':' || coalesce(category, '')") }}
+                from products
+            )
+            || '|{{ var("session_timeout_minutes") }}' as inputs_fingerprint
+    from persons
+    where identifier_type in ('user_id', 'anonymous_id')
+    group by person_id
+),
+
+{% if is_incremental() %}
+{#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
+{%- set window_start = '1970-01-01' %}
+{%- set tracked = false %}
+{%- if execute %}
+    {%- set tracked = 'inputs_fingerprint' in (
+        adapter.get_columns_in_relation(this) | map(attribute='name') | list
+    ) %}
+    {%- if tracked %}
+        {%- set window_start = run_query(
+            'select max(last_received_date) - 1 from ' ~ this
+        ).columns[0].values()[0] or window_start %}
+    {%- endif %}
+{%- endif %}
+held as (
+    {%- if tracked %}
+    select person_id, inputs_fingerprint, computed_as_of from {{ this }}
+    {%- else %}
+    select
+        person_id,
+        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint,
+        cast(null as {{ dbt.type_timestamp() }}) as computed_as_of
+    from {{ this }}
+    {%- endif %}
+),
+
+previous as (
+    select max(computed_as_of) as as_of from held
+),
+
+new_events as (
+    select user_id, anonymous_id
+    from {{ ref('int_web__events_parsed') }}
+    where {{ received_in_window('received_date', window_start, relanded_dates('web_events')) }}
+        or (occurred_at > (select as_of from previous) and occurred_at <= {{ as_of() }})
+),
+
+affected as (
+    select coalesce(by_user.person_id, by_device.person_id) as person_id
+    from new_events
+    left join persons as by_user
+        on by_user.identifier_type = 'user_id' and by_user.identifier_value = new_events.user_id
+    left join persons as by_device
+        on by_device.identifier_type = 'anonymous_id'
+        and by_device.identifier_value = new_events.anonymous_id
+    where coalesce(by_user.person_id, by_device.person_id) is not null
+
+    union
+
+    select inputs.person_id
+    from inputs
+    left join held using (person_id)
+    where held.inputs_fingerprint is distinct from inputs.inputs_fingerprint
+        or {{ as_of() }} < (select as_of from previous)
+
+    union
+
+    select held.person_id
+    from held
+    where not exists (select 1 from inputs where inputs.person_id = held.person_id)
+),
+
+affected_identifiers as (
+    select persons.person_id, persons.identifier_type, persons.identifier_value
+    from persons
+    inner join affected using (person_id)
+    where persons.identifier_type in ('user_id', 'anonymous_id')
+),
+
+-- The affected people's events, attributed as int_web__events_attributed does: the user id
+-- decides when present (every parsed user id is an identifier of some person), else the
+-- anonymous id. Only the affected people's identifiers are joined, so an event of someone else
+-- finds no person and is left out.
+events as (
+    select
+        parsed.*,
+        case
+            when parsed.user_id is not null then by_user.person_id
+            else by_device.person_id
+        end as person_id
+    from {{ ref('int_web__events_parsed') }} as parsed
+    left join affected_identifiers as by_user
+        on by_user.identifier_type = 'user_id' and by_user.identifier_value = parsed.user_id
+    left join affected_identifiers as by_device
+        on by_device.identifier_type = 'anonymous_id'
+        and by_device.identifier_value = parsed.anonymous_id
+    where parsed.occurred_at <= {{ as_of() }}
+        and case
+            when parsed.user_id is not null then by_user.person_id
+            else by_device.person_id
+        end is not null
+),
+{% else %}
+events as (
+    select * from {{ ref('int_web__events_attributed') }}
+),
+{% endif %}
 
 sessionized as (
     select
@@ -86,21 +222,41 @@ activity as (
         max(occurred_at) as last_seen_at,
         max(occurred_at) filter (where event_name in ('Product Added', 'Checkout Started'))
             as last_cart_event_at,
-        max(occurred_at) filter (where event_name = 'Order Completed') as last_web_order_at
+        max(occurred_at) filter (where event_name = 'Order Completed') as last_web_order_at,
+        max(received_date) as last_received_date
     from events
     group by person_id
 ),
 
 final as (
     select
-        activity.*,
+        {%- if is_incremental() %}
+        affected.person_id,
+        {%- else %}
+        activity.person_id,
+        {%- endif %}
+        activity.page_views,
+        activity.product_views,
+        activity.first_seen_at,
+        activity.last_seen_at,
+        activity.last_cart_event_at,
+        activity.last_web_order_at,
         sessions.session_count,
         top_categories.categories[1:3] as top_categories,
-        recently_viewed.product_ids[1:5] as recently_viewed_products
+        recently_viewed.product_ids[1:5] as recently_viewed_products,
+        activity.last_received_date,
+        inputs.inputs_fingerprint,
+        {{ as_of() }} as computed_as_of
+    {%- if is_incremental() %}
+    from affected
+    left join activity using (person_id)
+    {%- else %}
     from activity
+    {%- endif %}
     left join sessions using (person_id)
     left join top_categories using (person_id)
     left join recently_viewed using (person_id)
+    left join inputs using (person_id)
 )
 
 select * from final
