@@ -9,7 +9,7 @@ from types import ModuleType
 import dagster as dg
 import polars as pl
 
-from inboxgraph.objectstore import name_of
+from inboxgraph.objectstore import name_of, store_for
 from inboxgraph.partitions import RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
@@ -65,9 +65,13 @@ def _result(
     quarantined: pl.DataFrame | int,
     paths: list[str],
     started: float,
+    reasons: dict[str, int] | None = None,
     **extra: object,
 ) -> dg.MaterializeResult:
-    reasons = _reason_counts(quarantined) if isinstance(quarantined, pl.DataFrame) else {}
+    """The materialization's metadata; ``reasons`` counts quarantine reasons when
+    ``quarantined`` is a count, not the rows."""
+    if reasons is None:
+        reasons = _reason_counts(quarantined) if isinstance(quarantined, pl.DataFrame) else {}
     n_quarantined = (
         quarantined.height if isinstance(quarantined, pl.DataFrame) else int(quarantined)
     )
@@ -119,7 +123,10 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
         fingerprints = reader.fingerprints(d for d in context.partition_keys if d in landed_days)
         rows_in = landed = parsed = erased = 0
         tombstones = read_tombstones(lake)
-        quarantine_frames: list[pl.DataFrame] = []
+        # Counts only: a day's quarantined rows are a slice of its whole batch (Polars string
+        # views share the batch's buffers), so keeping them kept every day's batch in memory.
+        reasons: Counter[str] = Counter()
+        quarantined = 0
         paths: list[str] = []
         per_partition: dict[str, dict[str, int]] = {}
         fields: Counter[str] = Counter()
@@ -141,7 +148,8 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
             paths.append(lake.write("raw", source, good, partition))
             rows_in += lines.height
             landed += good.height
-            quarantine_frames.append(bad)
+            reasons.update(_reason_counts(bad))
+            quarantined += bad.height
             per_partition[day] = {
                 "in": lines.height,
                 "landed": good.height,
@@ -150,7 +158,6 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
             context.log.info(
                 f"{source} {day}: {lines.height} in, {good.height} landed, {bad.height} quarantined"
             )
-        quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
         drift = assess_fields(
             dict(fields), parsed, transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
         )
@@ -163,6 +170,7 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
             per_partition=dg.MetadataValue.json(per_partition),
             rows_erased=erased,
             landing_fingerprints=dg.MetadataValue.json(fingerprints),
+            reasons=dict(sorted(reasons.items())),
         )
         return dg.MaterializeResult(
             metadata=result.metadata,
@@ -347,14 +355,35 @@ def shop_tables(
 def enrichment_lake(
     context: dg.AssetExecutionContext, lake: LakeResource, enrichment_files: EnrichmentSource
 ) -> dg.MaterializeResult:
-    """Enrichment attributes, one row per address and provider (each file a full snapshot)."""
+    """Enrichment attributes, one row per address and provider (each file a full snapshot).
+
+    A provider's file that is unchanged since the last materialization landed it (same name,
+    size and modification time, same landing code) is not read again: its partition stays.
+    """
     started = time.monotonic()
-    rows_in = landed = 0
+    rows_in = landed = unchanged = 0
     paths: list[str] = []
     quarantine_frames = []
     tombstones = read_tombstones(lake)
+    previous = context.instance.get_latest_materialization_event(context.asset_key)
+    recorded = previous.asset_materialization.metadata if previous else {}
+    landed_before = (
+        recorded["landing_fingerprints"].value if "landing_fingerprints" in recorded else {}
+    )
+    fingerprints: dict[str, str] = {}
     for path in enrichment_files.files():
         provider = name_of(path).removesuffix(".csv")
+        stamp = enrichment_files.stamp(path)
+        if stamp is not None:
+            fingerprints[provider] = f"{CODE_VERSION}:{stamp}"
+            partition = {"provider": provider}
+            kept = lake.url_of("raw", "enrichment", partition)
+            if landed_before.get(provider) == fingerprints[provider] and store_for(kept).exists(
+                kept
+            ):
+                unchanged += 1
+                paths.append(kept)
+                continue
         rows = enrichment_files.read(path)
         prepared, _ = drop_tombstoned(
             enrichment.prepare(rows, provider).collect(), "enrichment", tombstones
@@ -380,8 +409,17 @@ def enrichment_lake(
     quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
     context.log.info(
         f"enrichment: {rows_in} read, {landed} landed, {quarantined.height} quarantined"
+        + (f", {unchanged} unchanged file(s) already in the lake" if unchanged else "")
     )
-    return _result(rows_in, landed, quarantined, paths, started)
+    return _result(
+        rows_in,
+        landed,
+        quarantined,
+        paths,
+        started,
+        files_unchanged=unchanged,
+        landing_fingerprints=dg.MetadataValue.json(fingerprints),
+    )
 
 
 STREAM_FRESHNESS = dg.FreshnessPolicy.time_window(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import dagster as dg
 import orjson
 import polars as pl
 import pytest
@@ -11,9 +12,12 @@ from polars.testing import assert_frame_equal
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.sources import EnrichmentSource
+from inboxgraph.resources.wiring import source_resources
 from inboxgraph.settings import Paths
 from inboxgraph.transforms import enrichment
 from tests.assets.lake_helpers import (
+    batch_assets,
+    batch_keys,
     lake,
     landed_days,
     landing_record_counts,
@@ -68,6 +72,8 @@ def test_materialization_metadata_reports_rows_and_paths(
     assert web["rows_in"] == web["rows_landed"] + web["rows_quarantined"]
     assert web["dagster/row_count"] == web["rows_landed"] > 0
     assert web["partitions_written"] == len(landed_days(paths))
+    assert web["quarantine_reasons"] == reasons(paths, "web_events")
+    assert web["rows_quarantined"] == sum(web["quarantine_reasons"].values()) > 0
     assert all(p.endswith("data.parquet") for p in web["paths"])
 
 
@@ -192,6 +198,39 @@ def test_incremental_extraction_reads_only_changed_rows(
     third = materialize_batches("shop_orders")
     assert metadata(third, "shop_orders")["rows_landed"] == 0
     assert read_table(paths, "shop_orders").height == lake_orders.height
+
+
+def test_an_unchanged_enrichment_file_is_not_landed_again(platform_home: Paths) -> None:
+    folder = Path(platform_home.landing_url) / "enrichment"
+    folder.mkdir(parents=True)
+    vendor = folder / "vendor.csv"
+    vendor.write_text("email,company\na@example.com,Acme\nb@example.com,Initech\n")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def land() -> dict:
+        return metadata(
+            dg.materialize(
+                batch_assets(),
+                resources=source_resources(),
+                selection=dg.AssetSelection.assets(*batch_keys("enrichment")),
+                instance=instance,
+            ),
+            "enrichment",
+        )
+
+    first = land()
+    assert (first["rows_landed"], first["files_unchanged"]) == (2, 0)
+    landed_table = read_table(platform_home, "enrichment")
+
+    again = land()
+    assert (again["rows_in"], again["rows_landed"], again["files_unchanged"]) == (0, 0, 1)
+    assert again["paths"] == first["paths"]
+    assert_frame_equal(read_table(platform_home, "enrichment"), landed_table)
+
+    vendor.write_text("email,company\na@example.com,Acme Corp\n")
+    changed = land()
+    assert (changed["rows_landed"], changed["files_unchanged"]) == (1, 0)
+    assert read_table(platform_home, "enrichment")["email"].to_list() == ["a@example.com"]
 
 
 def test_enrichment_without_an_email_column_is_a_clear_error(platform_home: Paths) -> None:

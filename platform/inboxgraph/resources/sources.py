@@ -20,7 +20,7 @@ import orjson
 import polars as pl
 import sqlalchemy as sa
 
-from inboxgraph.objectstore import join, store_for
+from inboxgraph.objectstore import join, name_of, store_for
 from inboxgraph.settings import is_remote, resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -280,6 +280,14 @@ class EnrichmentSource(dg.ConfigurableResource):
 
     def files(self) -> list[str]:
         return _files_in(self.root, ".csv")
+
+    def stamp(self, path: str) -> str | None:
+        """``name:size:mtime`` of a local file; None on an object store, where a provider's
+        snapshot may be replaced under the same name and is read on every run."""
+        if is_remote(path):
+            return None
+        stat = os.stat(path)
+        return f"{name_of(path)}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def read(self, path: str) -> pl.DataFrame:
         rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")
