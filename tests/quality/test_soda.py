@@ -3,9 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
-from inboxgraph.quality.soda import MART_CONTRACTS, contracts, verify
+from assets.quality import run_received_dates
+from inboxgraph.quality.soda import MART_CONTRACTS, contracts, lake_connection, verify
+from inboxgraph.resources.lake import LakeResource
 
 EMAIL = "'^[a-z0-9._%+''\\-]+@[a-z0-9\\-]+(\\.[a-z0-9\\-]+)*\\.[a-z]{2,}$'"
 CONTRACT = f"""
@@ -91,3 +94,31 @@ def test_every_mart_that_feeds_activation_has_a_contract() -> None:
     assert {"customer_profiles", "identity_map", "segment_memberships"} <= set(
         contracts(MART_CONTRACTS)
     )
+
+
+def test_a_run_that_landed_some_dates_checks_only_those(tmp_path: Path) -> None:
+    lake = LakeResource(url=str(tmp_path / "lake"))
+    for day, rows in (("2026-11-01", 4), ("2026-11-02", 2), ("2026-11-03", 1)):
+        frame = pl.DataFrame({"message_id": [f"{day}-{i}" for i in range(rows)]})
+        lake.write("raw", "web_events", frame, {"received_date": day})
+    lake.write("raw", "hubspot_contacts", pl.DataFrame({"contact_id": ["c1", "c2"]}))
+    partitioned = frozenset({"web_events"})
+
+    def rows_seen(received: tuple[str, str] | None) -> dict[str, int]:
+        sources = ["web_events", "hubspot_contacts"]
+        with lake_connection(lake, sources, received, partitioned) as connection:
+            return {
+                s: connection.sql(f"select count(*) from lake.{s}").fetchone()[0] for s in sources
+            }
+
+    ranged = {
+        "dagster/asset_partition_range_start": "2026-11-02",
+        "dagster/asset_partition_range_end": "2026-11-03",
+    }
+    assert rows_seen(run_received_dates(ranged)) == {"web_events": 3, "hubspot_contacts": 2}
+    one_day = run_received_dates({"dagster/partition": "2026-11-01"})
+    assert rows_seen(one_day) == {"web_events": 4, "hubspot_contacts": 2}
+    assert run_received_dates({"inboxgraph/trigger": "cli"}) is None
+    assert rows_seen(None) == {"web_events": 7, "hubspot_contacts": 2}
+    # Nothing landed on the named dates: the whole table is checked.
+    assert rows_seen(("2026-11-09", "2026-11-09"))["web_events"] == 7

@@ -15,6 +15,7 @@ import duckdb
 
 from inboxgraph.dbt_project import DBT_PROJECT_DIR
 from inboxgraph.objectstore import configure_duckdb
+from inboxgraph.partitions import RECEIVED_DATE
 from inboxgraph.resources.lake import LakeResource
 
 DATA_SOURCE_NAME = "inboxgraph"
@@ -89,13 +90,33 @@ def verify(contract: Path, connection: duckdb.DuckDBPyConnection) -> ContractOut
     )
 
 
-def lake_connection(lake: LakeResource, sources: list[str]) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection with a view ``lake.<source>`` over each raw table."""
+def lake_connection(
+    lake: LakeResource,
+    sources: list[str],
+    received: tuple[str, str] | None = None,
+    partitioned: frozenset[str] = frozenset(),
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with a view ``lake.<source>`` over each raw table; for the
+    ``partitioned`` sources only over the received dates ``received`` (first, last), when
+    given."""
     connection = duckdb.connect()
     configure_duckdb(connection, lake.location)
     connection.execute("create schema lake")
     for source in sources:
         files = lake.files("raw", source)
+        if received is not None and source in partitioned:
+            first, last = (f"{RECEIVED_DATE}={day}" for day in received)
+            in_range = [
+                f
+                for f in files
+                if any(
+                    first <= part <= last
+                    for part in str(f).replace("\\", "/").split("/")
+                    if part.startswith(f"{RECEIVED_DATE}=")
+                )
+            ]
+            # A source with nothing landed on those dates is checked whole.
+            files = in_range or files
         if not files:
             continue
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
