@@ -1,7 +1,8 @@
 -- Every observed link between two identifiers, with the source row and rule that made it.
 -- An identifier observed alone is a link to itself, so that it becomes a person too.
 -- Web events first collapse to their distinct identifier combinations (a person's page views
--- and tracks repeat the same few), keeping each combination's first event and its count.
+-- and tracks repeat the same few), keeping each combination's first event (the lowest id among
+-- events at the same moment) and its count.
 -- Junk identifiers ('null', 'undefined', ...) are left out where they can occur: the parse nulls
 -- them in web events' anonymous, user and previous ids, and every email in the lake passed the
 -- landing's address check, so only the CRM's and the shop's ids are checked here (checking every
@@ -14,7 +15,7 @@ with web as (
         previous_id,
         traits_email,
         min(occurred_at) as occurred_at,
-        arg_min(event_id, occurred_at) as event_id,
+        arg_min(event_id, (occurred_at, event_id)) as event_id,
         count(*) as observations
     from {{ ref('int_web__events_parsed') }}
     group by message_type, anonymous_id, user_id, previous_id, traits_email
