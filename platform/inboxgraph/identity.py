@@ -92,27 +92,43 @@ def _constrained_union(
     return np.fromiter((uf.find(i) for i in range(n_nodes)), dtype=np.int64, count=n_nodes)
 
 
-def resolve(edges: pl.DataFrame) -> Resolution:
+def resolve(edges: pl.DataFrame, components: bool = False) -> Resolution:
     """Resolve links ``(left_type, left_value, right_type, right_value, first_observed_at)``.
 
-    A node that is only observed, never linked, is an edge from itself to itself.
+    A node that is only observed, never linked, is an edge from itself to itself. With
+    ``components``, each identifier also gets ``graph_component``: a hash of the smallest
+    identifier of its connected component before the user-id constraint splits it. A component
+    is resolved from its own links alone, so a caller can resolve again just the components
+    that new links touch.
     """
     if edges.is_empty():
-        empty = pl.DataFrame(
-            schema={
-                "identifier_type": pl.String,
-                "identifier_value": pl.String,
-                "anchor_type": pl.String,
-                "anchor_value": pl.String,
-            }
-        )
-        return Resolution(empty, 0)
+        schema = {
+            "identifier_type": pl.String,
+            "identifier_value": pl.String,
+            "anchor_type": pl.String,
+            "anchor_value": pl.String,
+        }
+        if components:
+            schema["graph_component"] = pl.UInt64
+        return Resolution(pl.DataFrame(schema=schema), 0)
     lookup, left, right = _encode(edges)
     n_nodes = lookup.len()
     graph = coo_matrix(
         (np.ones(left.size, dtype=np.int8), (left, right)), shape=(n_nodes, n_nodes)
     ).tocsr()
     _, labels = connected_components(graph, directed=False)
+    graph_component = None
+    if components:
+        smallest = (
+            pl.DataFrame({"key": lookup, "label": labels})
+            .group_by("label")
+            .agg(pl.col("key").min().hash(seed=0).alias("graph_component"))
+        )
+        graph_component = (
+            pl.DataFrame({"label": labels})
+            .join(smallest, on="label", how="left", maintain_order="left")
+            .get_column("graph_component")
+        )
 
     node_type = lookup.str.split_exact(SEPARATOR, 1).struct.field("field_0")
     user_node = (node_type == CONSTRAINED_TYPE).to_numpy()
@@ -166,5 +182,7 @@ def resolve(edges: pl.DataFrame) -> Resolution:
         .first()
         .select("label", anchor_type="identifier_type", anchor_value="identifier_value")
     )
+    if graph_component is not None:
+        nodes = nodes.with_columns(graph_component=graph_component)
     identifiers = nodes.join(anchors, on="label", how="left").drop("label")
     return Resolution(identifiers, int(conflicted.size))

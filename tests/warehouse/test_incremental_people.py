@@ -129,3 +129,77 @@ def test_incremental_web_activity_equals_a_full_refresh(platform_home: Paths) ->
 
     _build(paths, SECOND_AS_OF, "--full-refresh")
     assert _activity(paths) == incremental
+
+
+def _components(paths: Paths) -> list[tuple]:
+    return query(
+        paths,
+        "select identifier_type, identifier_value, anchor_type, anchor_value, graph_component, "
+        "links_fingerprint from intermediate.int_identity__components_resolved order by all",
+    )
+
+
+def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
+    rows = query(
+        paths,
+        "select anchor_type, anchor_value from intermediate.int_identity__components_resolved "
+        "where identifier_type = ? and identifier_value = ?",
+        identifier_type,
+        value,
+    )
+    return rows[0] if rows else None
+
+
+def _resolve(paths: Paths, *args: str) -> None:
+    materialize_events(paths)
+    materialize_batches()
+    ensure_stream_table(LakeResource(url=paths.lake_url))
+    run_dbt(paths, "run", "--select", "+int_identity__components_resolved", *args)
+
+
+def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Paths) -> None:
+    paths = platform_home
+    landing = Landing()
+    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
+    landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
+    # A shared device: anon-s logs in as two users; it stays with the first.
+    landing.identify(datetime(2026, 11, 1, 11), anonymous_id="anon-s", user_id="user-s1")
+    landing.identify(datetime(2026, 11, 1, 12), anonymous_id="anon-s", user_id="user-s2")
+    landing.page(datetime(2026, 11, 1, 13), anonymous_id="anon-idle")
+    # A CRM contact whose address a visitor typed in: the CRM id names the person, two links
+    # away from the visitor's device.
+    landing.contact("hs-p", "p@example.com", False, datetime(2026, 11, 1, 8))
+    landing.identify(datetime(2026, 11, 1, 14), "anon-p", None, email="p@example.com")
+    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
+    landing.write(Path(paths.landing_url))
+    _resolve(paths)
+    assert _anchor(paths, "anonymous_id", "anon-p") == ("hubspot_id", "hs-p")
+    assert _anchor(paths, "anonymous_id", "anon-s") == ("user_id", "user-s1")
+    assert _anchor(paths, "anonymous_id", "anon-b") == ("anonymous_id", "anon-b")
+    idle = [row for row in _components(paths) if row[1] == "anon-idle"]
+
+    # The next day: anon-b logs in as user-a (two people merge); user-s2 gets a device of its
+    # own; a new visitor; anon-p types a second address; and a late line received today shows
+    # anon-s with user-s2 earlier than with user-s1, so the shared device now belongs to user-s2.
+    landing.identify(datetime(2026, 11, 2, 9), anonymous_id="anon-b", user_id="user-a")
+    landing.identify(datetime(2026, 11, 2, 10), anonymous_id="anon-s2", user_id="user-s2")
+    landing.page(datetime(2026, 11, 2, 11), anonymous_id="anon-new")
+    landing.identify(datetime(2026, 11, 2, 12), "anon-p", None, email="p2@example.com")
+    landing.write(Path(paths.landing_url))
+    early = Landing()
+    early.identify(datetime(2026, 11, 1, 10), anonymous_id="anon-s", user_id="user-s2")
+    _received_on(paths, "2026-11-02", early)
+    _resolve(paths)
+    incremental = _components(paths)
+
+    assert _anchor(paths, "anonymous_id", "anon-b") == ("user_id", "user-a")
+    assert _anchor(paths, "anonymous_id", "anon-s2") == ("user_id", "user-s2")
+    assert _anchor(paths, "anonymous_id", "anon-s") == ("user_id", "user-s2")
+    assert _anchor(paths, "anonymous_id", "anon-new") == ("anonymous_id", "anon-new")
+    assert _anchor(paths, "email", "p2@example.com") == ("hubspot_id", "hs-p")
+    assert _anchor(paths, "anonymous_id", "anon-p") == ("hubspot_id", "hs-p")
+    assert [row for row in incremental if row[1] == "anon-idle"] == idle
+    assert all(row[2] is not None for row in incremental), "no empty rows are left"
+
+    _resolve(paths, "--full-refresh")
+    assert _components(paths) == incremental

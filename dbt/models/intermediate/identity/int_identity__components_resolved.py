@@ -2,16 +2,127 @@
 
 The graph algorithm lives in inboxgraph.identity (connected components with the rule that a
 person never holds two user ids); this model feeds it the collected links.
+
+Incremental: a connected component is resolved from its own links alone, so a run resolves
+again only the components whose links changed. Each identifier keeps ``links_fingerprint``, an
+order-free hash of its links (the identifier at the other end, the direction, when it was
+first observed), and ``graph_component``, the component it was in. An identifier whose
+fingerprint differs (a new link, a link first observed earlier, an identifier that is new or
+gone) marks its old component: the run resolves the links of every marked component's
+identifiers and of the new ones, which holds every link those identifiers have (a link that
+did not change joins two identifiers of one component). Their rows are replaced; an identifier
+that is gone leaves an empty row, which the post-hook deletes. `--full-refresh` resolves all.
 """
 
 from inboxgraph.identity import resolve
 
+LINK_COLUMNS = "left_type, left_value, right_type, right_value, first_observed_at"
+KEY = "{side}_type || chr(31) || {side}_value"
+
+
+def _fingerprints(session) -> None:
+    """identity_link_fingerprints: each identifier of the links with its links' fingerprint."""
+    left, right = KEY.format(side="left"), KEY.format(side="right")
+    observed = "coalesce(cast(first_observed_at as varchar), '')"
+    session.execute(
+        f"""
+        create or replace temp table identity_link_fingerprints as
+        select key, bit_xor(hash(link)) as links_fingerprint
+        from (
+            select {left} as key, '>' || {right} || '|' || {observed} as link
+            from identity_links_now
+            union all
+            select {right}, '<' || {left} || '|' || {observed}
+            from identity_links_now
+        )
+        group by key
+        """
+    )
+
+
+def _affected(session, this: str, tracked: bool) -> None:
+    """identity_affected: the identifiers to resolve again (see the module's docstring)."""
+    held_columns = (
+        "links_fingerprint, graph_component"
+        if tracked
+        else (
+            "cast(null as ubigint) as links_fingerprint, cast(null as ubigint) as graph_component"
+        )
+    )
+    session.execute(
+        f"""
+        create or replace temp table identity_affected as
+        with held as (
+            select identifier_type || chr(31) || identifier_value as key, {held_columns}
+            from {this}
+        ),
+
+        touched as (
+            select coalesce(now.key, held.key) as key
+            from identity_link_fingerprints as now
+            full join held on held.key = now.key
+            where now.links_fingerprint is distinct from held.links_fingerprint
+        )
+
+        select key from touched
+        union
+        select held.key
+        from held
+        where held.graph_component in (
+            select held.graph_component from held inner join touched using (key)
+        )
+        """
+    )
+
 
 def model(dbt, session):
-    dbt.config(materialized="table")
-    links = (
-        dbt.ref("int_identity__links_collected")
-        .pl()
-        .select("left_type", "left_value", "right_type", "right_value", "first_observed_at")
+    dbt.config(
+        materialized="incremental",
+        unique_key=["identifier_type", "identifier_value"],
+        incremental_strategy="delete+insert",
+        on_schema_change="sync_all_columns",
     )
-    return resolve(links).identifiers.to_arrow()
+    dbt.ref("int_identity__links_collected").project(LINK_COLUMNS).create_view(
+        "identity_links_now", replace=True
+    )
+    _fingerprints(session)
+    links = "select * from identity_links_now"
+    tombstones = ""
+    if dbt.is_incremental:
+        this = str(dbt.this)
+        columns = {row[0] for row in session.sql(f"describe {this}").fetchall()}
+        _affected(session, this, tracked="graph_component" in columns)
+        in_affected = "in (select key from identity_affected)"
+        links += (
+            f" where {KEY.format(side='left')} {in_affected}"
+            f" or {KEY.format(side='right')} {in_affected}"
+        )
+        tombstones = """
+            union all
+            select
+                split_part(key, chr(31), 1),
+                substr(key, strpos(key, chr(31)) + 1),
+                null, null, null, null
+            from identity_affected
+            where not exists (
+                select 1 from identity_resolved_now as r
+                where r.identifier_type || chr(31) || r.identifier_value = identity_affected.key
+            )
+        """
+    resolved = resolve(session.sql(links).pl(), components=True).identifiers
+    session.register("identity_resolved_now", resolved.to_arrow())
+    return session.sql(
+        f"""
+        select
+            r.identifier_type,
+            r.identifier_value,
+            r.anchor_type,
+            r.anchor_value,
+            r.graph_component,
+            f.links_fingerprint
+        from identity_resolved_now as r
+        left join identity_link_fingerprints as f
+            on f.key = r.identifier_type || chr(31) || r.identifier_value
+        {tombstones}
+        """
+    ).to_arrow_table()
