@@ -78,3 +78,14 @@
 {% macro duckdb__days_between(earlier, later) -%}
     ((epoch({{ later }}) - epoch({{ earlier }})) / 86400.0)
 {%- endmacro %}
+
+{#- The lookups that find a web event's person: `by_user` (its user id's row in `persons`) and
+    `by_device` (its anonymous id's). The user id decides when the event has one (a shared
+    device's events go to whoever was logged in), else the anonymous id. -#}
+{% macro web_event_person_joins(events, persons) -%}
+    left join {{ persons }} as by_user
+        on by_user.identifier_type = 'user_id' and by_user.identifier_value = {{ events }}.user_id
+    left join {{ persons }} as by_device
+        on by_device.identifier_type = 'anonymous_id'
+        and by_device.identifier_value = {{ events }}.anonymous_id
+{%- endmacro %}

@@ -188,6 +188,13 @@ class Landing:
         self.customers, self.orders, self.enrichment = [], [], []
 
 
+def write_lines(paths: Paths, folder: str, day: str, file: str, records: list[dict]) -> None:
+    """Land ``records`` as one JSON-lines file in ``folder``'s folder for received date ``day``."""
+    target = Path(paths.landing_url) / folder / day
+    target.mkdir(parents=True, exist_ok=True)
+    (target / file).write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+
+
 def run_dbt(paths: Paths, command: str, *args: str, env: dict[str, str] | None = None) -> None:
     """``dbt <command>`` on the project for this platform home (with ``env`` added to the
     environment); it must succeed."""
@@ -211,11 +218,16 @@ def run_dbt(paths: Paths, command: str, *args: str, env: dict[str, str] | None =
     assert completed.returncode == 0, completed.stdout[-5000:]
 
 
-def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
-    """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
+def land(paths: Paths) -> None:
+    """Run the lake assets over everything landed (and create the stream's table)."""
     materialize_events(paths)
     materialize_batches()
     ensure_stream_table(LakeResource(url=paths.lake_url))
+
+
+def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
+    """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
+    land(paths)
     run_dbt(paths, "build", "--vars", json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")}))
 
 
@@ -224,12 +236,19 @@ def query(paths: Paths, sql: str, *params: object) -> list[tuple]:
         return con.execute(sql, list(params)).fetchall()
 
 
-def person_of(paths: Paths, identifier_type: str, value: str) -> str | None:
+def identifier_row(
+    paths: Paths, table: str, columns: str, identifier_type: str, value: str
+) -> tuple | None:
+    """``columns`` of ``table``'s row for one identifier, or None."""
     rows = query(
         paths,
-        "select person_id from marts.identity_map where identifier_type = ? "
-        "and identifier_value = ?",
+        f"select {columns} from {table} where identifier_type = ? and identifier_value = ?",
         identifier_type,
         value,
     )
-    return rows[0][0] if rows else None
+    return rows[0] if rows else None
+
+
+def person_of(paths: Paths, identifier_type: str, value: str) -> str | None:
+    row = identifier_row(paths, "marts.identity_map", "person_id", identifier_type, value)
+    return row[0] if row else None

@@ -4,24 +4,15 @@ and still let the first received copy win."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import orjson
 
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream import ensure_stream_table
 from tests.assets.lake_helpers import materialize_events
-from tests.warehouse.scenario import query, run_dbt
+from tests.warehouse.scenario import query, run_dbt, write_lines
 
 PARSED = "intermediate.int_web__events_parsed"
 STAGED_ESP = "staging.stg_esp__events"
-
-
-def _write_lines(paths: Paths, folder: str, day: str, file: str, records: list[dict]) -> None:
-    target = Path(paths.landing_url) / folder / day
-    target.mkdir(parents=True, exist_ok=True)
-    (target / file).write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
 
 
 def _land(paths: Paths, day: str, file: str, *messages: tuple[str, str]) -> None:
@@ -35,7 +26,7 @@ def _land(paths: Paths, day: str, file: str, *messages: tuple[str, str]) -> None
         }
         for message_id, event in messages
     ]
-    _write_lines(paths, "web_events", day, file, records)
+    write_lines(paths, "web_events", day, file, records)
 
 
 def _rows(paths: Paths, table: str, kind: str) -> list[tuple]:
@@ -97,7 +88,7 @@ def _land_esp(paths: Paths, day: str, file: str, *events: tuple[str, str]) -> No
         }
         for event_id, event in events
     ]
-    _write_lines(paths, "esp_events", day, file, records)
+    write_lines(paths, "esp_events", day, file, records)
 
 
 def _staged_esp(paths: Paths) -> list[tuple]:

@@ -1,6 +1,6 @@
-"""An incremental run recomputes only the people whose web activity can have changed, and
-still equals a full refresh: new events, a merge of two people, an as-of that moved past an
-event, a changed product catalog."""
+"""Incremental runs redo only what can have changed and still equal a full refresh: web
+activity for the people with new events, a merge, an as-of that moved past an event or a changed
+product catalog; identity resolution for the components whose links changed."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
-from inboxgraph.stream import ensure_stream_table
-from tests.assets.lake_helpers import materialize_batches, materialize_events
-from tests.warehouse.scenario import Landing, query, run_dbt
-from tests.warehouse.test_incremental_parse import _write_lines
+from tests.warehouse.scenario import Landing, identifier_row, land, query, run_dbt, write_lines
 
 ACTIVITY = "intermediate.int_person__web_activity_aggregated"
 NAMES = (
@@ -35,14 +31,12 @@ SECOND_AS_OF = datetime(2026, 11, 7)
 
 def _received_on(paths: Paths, day: str, landing: Landing) -> None:
     """Land ``landing``'s web messages in the folder of ``day``, whatever their timestamps."""
-    _write_lines(paths, "web_events", day, f"late-{len(landing.web)}.jsonl", landing.web)
+    write_lines(paths, "web_events", day, f"late-{len(landing.web)}.jsonl", landing.web)
     landing.web = []
 
 
 def _build(paths: Paths, as_of: datetime, *args: str) -> None:
-    materialize_events(paths)
-    materialize_batches()
-    ensure_stream_table(LakeResource(url=paths.lake_url))
+    land(paths)
     run_dbt(
         paths,
         "run",
@@ -58,13 +52,8 @@ def _activity(paths: Paths) -> list[tuple]:
 
 
 def _person(paths: Paths, identifier_type: str, value: str) -> str:
-    return query(
-        paths,
-        "select person_id from intermediate.int_identity__persons_assigned "
-        "where identifier_type = ? and identifier_value = ?",
-        identifier_type,
-        value,
-    )[0][0]
+    table = "intermediate.int_identity__persons_assigned"
+    return identifier_row(paths, table, "person_id", identifier_type, value)[0]
 
 
 def _row(paths: Paths, person_id: str) -> dict:
@@ -140,20 +129,12 @@ def _components(paths: Paths) -> list[tuple]:
 
 
 def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
-    rows = query(
-        paths,
-        "select anchor_type, anchor_value from intermediate.int_identity__components_resolved "
-        "where identifier_type = ? and identifier_value = ?",
-        identifier_type,
-        value,
-    )
-    return rows[0] if rows else None
+    table = "intermediate.int_identity__components_resolved"
+    return identifier_row(paths, table, "anchor_type, anchor_value", identifier_type, value)
 
 
 def _resolve(paths: Paths, *args: str) -> None:
-    materialize_events(paths)
-    materialize_batches()
-    ensure_stream_table(LakeResource(url=paths.lake_url))
+    land(paths)
     run_dbt(paths, "run", "--select", "+int_identity__components_resolved", *args)
 
 

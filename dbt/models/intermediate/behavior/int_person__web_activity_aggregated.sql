@@ -85,11 +85,7 @@ new_events as (
 affected as (
     select coalesce(by_user.person_id, by_device.person_id) as person_id
     from new_events
-    left join persons as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = new_events.user_id
-    left join persons as by_device
-        on by_device.identifier_type = 'anonymous_id'
-        and by_device.identifier_value = new_events.anonymous_id
+    {{ web_event_person_joins('new_events', 'persons') }}
     where coalesce(by_user.person_id, by_device.person_id) is not null
 
     union
@@ -126,11 +122,7 @@ events as (
             else by_device.person_id
         end as person_id
     from {{ ref('int_web__events_parsed') }} as parsed
-    left join affected_identifiers as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = parsed.user_id
-    left join affected_identifiers as by_device
-        on by_device.identifier_type = 'anonymous_id'
-        and by_device.identifier_value = parsed.anonymous_id
+    {{ web_event_person_joins('parsed', 'affected_identifiers') }}
     where parsed.occurred_at <= {{ as_of() }}
         and case
             when parsed.user_id is not null then by_user.person_id

@@ -18,11 +18,7 @@ final as (
         events.*,
         coalesce(by_user.person_id, by_device.person_id) as person_id
     from events
-    left join persons as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = events.user_id
-    left join persons as by_device
-        on by_device.identifier_type = 'anonymous_id'
-        and by_device.identifier_value = events.anonymous_id
+    {{ web_event_person_joins('events', 'persons') }}
 )
 
 select * from final

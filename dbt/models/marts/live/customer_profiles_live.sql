@@ -49,11 +49,7 @@ attributed as (
             'live_' || {{ dbt.hash('coalesce(stream.user_id, stream.anonymous_id)') }}
         ) as person_id
     from stream
-    left join persons as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = stream.user_id
-    left join persons as by_device
-        on by_device.identifier_type = 'anonymous_id'
-        and by_device.identifier_value = stream.anonymous_id
+    {{ web_event_person_joins('stream', 'persons') }}
     left join device_owners on device_owners.anonymous_id = stream.anonymous_id
 ),
 
