@@ -16,7 +16,7 @@ from dagster_dbt import (
 
 from inboxgraph.dbt_project import dbt_project, ensure_manifest, release_duckdb_adapter
 from inboxgraph.objectstore import apply_dbt_environment
-from inboxgraph.partitions import RECEIVED_DATE
+from inboxgraph.partitions import received_date_of
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.stream import ensure_stream_table
 
@@ -104,12 +104,8 @@ def relanded_event_dates(
         limit=10_000,
     ).records
     dates = {r.asset_materialization.partition for r in records if r.asset_materialization}
-    prefix = f"{RECEIVED_DATE}="
     landed = sorted(
-        part.removeprefix(prefix)
-        for path in lake.files("raw", source)
-        for part in str(path).replace("\\", "/").split("/")
-        if part.startswith(prefix)
+        day for day in map(received_date_of, lake.files("raw", source)) if day is not None
     )
     if not landed:
         return []

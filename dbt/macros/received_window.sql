@@ -2,6 +2,18 @@
     the lake's received dates: from the day before the newest one they hold, plus `relanded`
     (older days landed again since their last build, macro relanded_dates). -#}
 
+{#- Where an incremental run's window starts: the day before the newest `column` (a received
+    date) the model holds (`this`); the epoch before the model holds any, or while parsing. -#}
+{% macro window_start(column='received_date') -%}
+    {%- set start = '1970-01-01' %}
+    {%- if execute %}
+        {%- set start = run_query(
+            'select max(' ~ column ~ ') - 1 from ' ~ this
+        ).columns[0].values()[0] or start %}
+    {%- endif %}
+    {{- return(start) }}
+{%- endmacro %}
+
 {#- True when `column` (a date) is in an incremental run's window: on or after `start`, or one
     of the `extra_days` (ISO dates). -#}
 {% macro received_in_window(column, start, extra_days) -%}
@@ -15,15 +27,10 @@
     the window, keeps its row (the copy is left out), so an incremental run agrees with a full
     refresh's first-copy-wins deduplication. -#}
 {% macro first_copies_in_window(landed, relanded, output) -%}
-    {%- set window_start = '1970-01-01' %}
-    {%- if execute %}
-        {%- set window_start = run_query(
-            'select max(received_date) - 1 from ' ~ this
-        ).columns[0].values()[0] or window_start %}
-    {%- endif %}
+    {%- set start = window_start() %}
 window_landed as (
     select * from {{ landed }}
-    where {{ received_in_window('received_date', window_start, relanded) }}
+    where {{ received_in_window('received_date', start, relanded) }}
 ),
 
 window_first as (
@@ -38,7 +45,7 @@ window_first as (
         from {{ this }} as held
         where held.event_id = window_first.event_id
             and held.received_date < window_first.received_date
-            and not {{ received_in_window('held.received_date', window_start, relanded) }}
+            and not {{ received_in_window('held.received_date', start, relanded) }}
     )
 )
 {%- endmacro %}

@@ -119,15 +119,10 @@ def resolve(edges: pl.DataFrame, components: bool = False) -> Resolution:
     _, labels = connected_components(graph, directed=False)
     graph_component = None
     if components:
-        smallest = (
-            pl.DataFrame({"key": lookup, "label": labels})
-            .group_by("label")
-            .agg(pl.col("key").min().hash(seed=0).alias("graph_component"))
-        )
         graph_component = (
-            pl.DataFrame({"label": labels})
-            .join(smallest, on="label", how="left", maintain_order="left")
-            .get_column("graph_component")
+            pl.DataFrame({"key": lookup, "label": labels})
+            .select(pl.col("key").min().over("label").hash(seed=0))
+            .to_series()
         )
 
     node_type = lookup.str.split_exact(SEPARATOR, 1).struct.field("field_0")

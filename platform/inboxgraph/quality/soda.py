@@ -15,7 +15,7 @@ import duckdb
 
 from inboxgraph.dbt_project import DBT_PROJECT_DIR
 from inboxgraph.objectstore import configure_duckdb
-from inboxgraph.partitions import RECEIVED_DATE
+from inboxgraph.partitions import received_date_of
 from inboxgraph.resources.lake import LakeResource
 
 DATA_SOURCE_NAME = "inboxgraph"
@@ -105,16 +105,8 @@ def lake_connection(
     for source in sources:
         files = lake.files("raw", source)
         if received is not None and source in partitioned:
-            first, last = (f"{RECEIVED_DATE}={day}" for day in received)
-            in_range = [
-                f
-                for f in files
-                if any(
-                    first <= part <= last
-                    for part in str(f).replace("\\", "/").split("/")
-                    if part.startswith(f"{RECEIVED_DATE}=")
-                )
-            ]
+            first, last = received
+            in_range = [f for f in files if first <= (received_date_of(f) or "") <= last]
             # A source with nothing landed on those dates is checked whole.
             files = in_range or files
         if not files:

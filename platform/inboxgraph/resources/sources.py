@@ -54,6 +54,12 @@ def _files_in(folder: str, suffix: str) -> list[str]:
     ]
 
 
+def _size_and_time(path: str) -> str:
+    """``:size:mtime`` of a local file, the part of a stamp that changes when it is rewritten."""
+    stat = os.stat(path)
+    return f":{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _read_text_file(url: str) -> bytes:
     data = store_for(url).read_bytes(url)
     return gzip.decompress(data) if url.endswith(".gz") else data
@@ -99,8 +105,7 @@ class EventFolderSource(dg.ConfigurableResource):
         for url in urls:
             stamp = f"{self.folder}/{url.rsplit('/', 1)[-1]}"
             if not is_remote(url):
-                stat = os.stat(url)
-                stamp += f":{stat.st_size}:{stat.st_mtime_ns}"
+                stamp += _size_and_time(url)
             listing.setdefault(_day_of(url), []).append(stamp)
         return {day: sorted(entries) for day, entries in sorted(listing.items())}
 
@@ -284,10 +289,7 @@ class EnrichmentSource(dg.ConfigurableResource):
     def stamp(self, path: str) -> str | None:
         """``name:size:mtime`` of a local file; None on an object store, where a provider's
         snapshot may be replaced under the same name and is read on every run."""
-        if is_remote(path):
-            return None
-        stat = os.stat(path)
-        return f"{name_of(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+        return None if is_remote(path) else name_of(path) + _size_and_time(path)
 
     def read(self, path: str) -> pl.DataFrame:
         rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")

@@ -47,16 +47,14 @@ inputs as (
 
 {% if is_incremental() %}
 {#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
-{%- set window_start = '1970-01-01' %}
+{%- set start = '1970-01-01' %}
 {%- set tracked = false %}
 {%- if execute %}
     {%- set tracked = 'inputs_fingerprint' in (
         adapter.get_columns_in_relation(this) | map(attribute='name') | list
     ) %}
     {%- if tracked %}
-        {%- set window_start = run_query(
-            'select max(last_received_date) - 1 from ' ~ this
-        ).columns[0].values()[0] or window_start %}
+        {%- set start = window_start('last_received_date') %}
     {%- endif %}
 {%- endif %}
 held as (
@@ -78,7 +76,7 @@ previous as (
 new_events as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
-    where {{ received_in_window('received_date', window_start, relanded_dates('web_events')) }}
+    where {{ received_in_window('received_date', start, relanded_dates('web_events')) }}
         or (occurred_at > (select as_of from previous) and occurred_at <= {{ as_of() }})
 ),
 
@@ -115,19 +113,19 @@ affected_identifiers as (
 -- anonymous id. Only the affected people's identifiers are joined, so an event of someone else
 -- finds no person and is left out.
 events as (
-    select
-        parsed.*,
-        case
-            when parsed.user_id is not null then by_user.person_id
-            else by_device.person_id
-        end as person_id
-    from {{ ref('int_web__events_parsed') }} as parsed
-    {{ web_event_person_joins('parsed', 'affected_identifiers') }}
-    where parsed.occurred_at <= {{ as_of() }}
-        and case
-            when parsed.user_id is not null then by_user.person_id
-            else by_device.person_id
-        end is not null
+    select *
+    from (
+        select
+            parsed.*,
+            case
+                when parsed.user_id is not null then by_user.person_id
+                else by_device.person_id
+            end as person_id
+        from {{ ref('int_web__events_parsed') }} as parsed
+        {{ web_event_person_joins('parsed', 'affected_identifiers') }}
+        where parsed.occurred_at <= {{ as_of() }}
+    )
+    where person_id is not null
 ),
 {% else %}
 events as (
