@@ -4,6 +4,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,9 +16,11 @@ from dagster_dbt import (
 )
 
 from inboxgraph.dbt_project import dbt_project, ensure_manifest, release_duckdb_adapter
+from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.partitions import received_date_of
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.settings import resolve_paths
 from inboxgraph.stream import ensure_stream_table
 
 WAREHOUSE_POOL = "warehouse"
@@ -72,11 +75,15 @@ INCREMENTAL_EVENT_MODELS = {
         (
             dg.AssetKey(["warehouse", "int_web__events_parsed"]),
             dg.AssetKey(["warehouse", "int_person__web_activity_aggregated"]),
+            dg.AssetKey(["warehouse", "int_identity__links_collected"]),
         ),
         "INBOXGRAPH_DBT_RELANDED_DATES",
     ),
     "esp_events": (
-        (dg.AssetKey(["warehouse", "stg_esp__events"]),),
+        (
+            dg.AssetKey(["warehouse", "stg_esp__events"]),
+            dg.AssetKey(["warehouse", "int_identity__links_collected"]),
+        ),
         "INBOXGRAPH_DBT_RELANDED_ESP_DATES",
     ),
 }
@@ -151,8 +158,15 @@ def warehouse_dbt_models(
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        yield from (
-            dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
+        invocation = dbt.cli(args, context=context)
+        lineage = ColumnLineageCache(
+            Path(resolve_paths().dagster_home) / "dbt_column_lineage.json",
+            project_fingerprint(invocation.manifest),
+        )
+        yield from lineage.attach(
+            invocation.stream()
+            .fetch_row_counts()
+            .fetch_column_metadata(with_column_lineage=not lineage.reusable)
         )
     finally:
         for name, value in saved.items():

@@ -3,12 +3,13 @@
     (older days landed again since their last build, macro relanded_dates). -#}
 
 {#- Where an incremental run's window starts: the day before the newest `column` (a received
-    date) the model holds (`this`); the epoch before the model holds any, or while parsing. -#}
-{% macro window_start(column='received_date') -%}
+    date) the model holds (`this`, its rows matching `where` if given); the epoch before the
+    model holds any, or while parsing. -#}
+{% macro window_start(column='received_date', where=none) -%}
     {%- set start = '1970-01-01' %}
     {%- if execute %}
         {%- set start = run_query(
-            'select max(' ~ column ~ ') - 1 from ' ~ this
+            'select max(' ~ column ~ ') - 1 from ' ~ this ~ (' where ' ~ where if where else '')
         ).columns[0].values()[0] or start %}
     {%- endif %}
     {{- return(start) }}

@@ -247,3 +247,24 @@ def test_the_as_of_reaches_dbt_without_a_full_parse(pipeline: tuple[Paths, RunSu
     assert "Unable to do partial parsing" not in text
     assert "skipping partial parsing" in text or "Partial parsing enabled" in text
     assert _sql(paths, "select distinct as_of from marts.segments") == [(AS_OF,)]
+
+
+def test_a_rerun_carries_the_column_lineage_from_the_cache(
+    pipeline: tuple[Paths, RunSummary],
+) -> None:
+    """The first run worked each model's column lineage out; a rerun of the same project takes
+    it from the cache, so the UI's column lineage is the same after it."""
+    paths, _ = pipeline
+    instance = prepare_instance(paths)
+    key = dg.AssetKey(["marts", "customer_profiles"])
+
+    def lineage() -> dg.TableColumnLineage:
+        event = instance.get_latest_materialization_event(key)
+        return event.asset_materialization.metadata["dagster/column_lineage"].value
+
+    first = lineage()
+    assert first.deps_by_column["person_id"], "the profiles have column lineage"
+    cache = orjson.loads((Path(paths.dagster_home) / "dbt_column_lineage.json").read_text())
+    assert "model.inboxgraph.customer_profiles" in cache["models"]
+    rerun(paths)
+    assert lineage() == first

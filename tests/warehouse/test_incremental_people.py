@@ -1,12 +1,15 @@
 """Incremental runs redo only what can have changed and still equal a full refresh: web
 activity for the people with new events, a merge, an as-of that moved past an event or a changed
-product catalog; identity resolution for the components whose links changed."""
+product catalog; identity resolution for the components whose links changed; identity links of
+the identifiers in new events, and of the CRM and the shop."""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+
+import duckdb
 
 from inboxgraph.settings import Paths
 from tests.warehouse.scenario import Landing, identifier_row, land, query, run_dbt, write_lines
@@ -184,3 +187,84 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
 
     _resolve(paths, "--full-refresh")
     assert _components(paths) == incremental
+
+
+LINKS = "intermediate.int_identity__links_collected"
+
+
+def _links(paths: Paths) -> list[tuple]:
+    return query(paths, f"select * from {LINKS} order by link_id")
+
+
+def _link(paths: Paths, left: tuple[str, str], right: tuple[str, str]) -> dict | None:
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        frame = con.execute(
+            f"select * from {LINKS} where left_type = ? and left_value = ? "
+            "and right_type = ? and right_value = ?",
+            [*left, *right],
+        ).pl()
+    assert frame.height <= 1
+    return frame.to_dicts()[0] if frame.height else None
+
+
+def _collect(paths: Paths, *args: str) -> None:
+    land(paths)
+    run_dbt(paths, "run", "--select", "+int_identity__links_collected", *args)
+
+
+def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
+    paths = platform_home
+    landing = Landing()
+    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
+    landing.alias(datetime(2026, 11, 1, 9, 30), "anon-x", "user-a")
+    landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
+    landing.identify(datetime(2026, 11, 1, 10, 30), "anon-b", None, email="b@example.com")
+    landing.page(datetime(2026, 11, 1, 11), anonymous_id="anon-idle")
+    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
+    landing.contact("hs-c", "c@example.com", False, datetime(2026, 11, 1, 8))
+    landing.customer(7, "shopper@example.com")
+    landing.order("O-1", 7, 20.0, datetime(2026, 11, 1, 12))
+    landing.write(Path(paths.landing_url))
+    _collect(paths)
+    idle = _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle"))
+    assert idle["observations"] == 1
+
+    # The next day: anon-b comes back and then logs in as user-b, user-a types an address, the
+    # reader gets another email and a new reader one; the CRM contact and the shop customer
+    # change their addresses; and a line received today shows anon-a with user-a a day earlier.
+    landing.page(datetime(2026, 11, 2, 9), anonymous_id="anon-b")
+    landing.identify(datetime(2026, 11, 2, 10), anonymous_id="anon-b", user_id="user-b")
+    landing.identify(datetime(2026, 11, 2, 11), "anon-a", "user-a", email="a@example.com")
+    landing.esp_event("reader@example.com", "open", datetime(2026, 11, 2, 9))
+    landing.esp_event("new@example.com", "delivered", datetime(2026, 11, 2, 9))
+    landing.contact("hs-c", "c2@example.com", False, datetime(2026, 11, 2, 8))
+    landing.write(Path(paths.landing_url))
+    with sqlite3.connect(Path(paths.landing_url) / "shop.db") as db:
+        db.execute("update customers set email = 'shopper2@example.com' where customer_id = 7")
+    early = Landing()
+    early.identify(datetime(2026, 10, 31, 9), anonymous_id="anon-a", user_id="user-a")
+    _received_on(paths, "2026-11-02", early)
+    _collect(paths)
+    incremental = _links(paths)
+
+    anon_b = _link(paths, ("anonymous_id", "anon-b"), ("anonymous_id", "anon-b"))
+    assert anon_b["observations"] == 3, "two page views and the identify without a user id"
+    assert _link(paths, ("anonymous_id", "anon-b"), ("user_id", "user-b"))["rule"] == "identify"
+    assert _link(paths, ("anonymous_id", "anon-b"), ("email", "b@example.com")) is not None
+    a_to_user = _link(paths, ("anonymous_id", "anon-a"), ("user_id", "user-a"))
+    assert a_to_user["first_observed_at"] == datetime(2026, 10, 31, 9), "the late line"
+    assert a_to_user["observations"] == 3
+    assert _link(paths, ("anonymous_id", "anon-x"), ("user_id", "user-a"))["rule"] == "alias"
+    assert _link(paths, ("user_id", "user-a"), ("email", "a@example.com")) is not None
+    reader = _link(paths, ("email", "reader@example.com"), ("email", "reader@example.com"))
+    assert reader["first_observed_at"] == datetime(2026, 11, 1, 9)
+    assert _link(paths, ("email", "new@example.com"), ("email", "new@example.com")) is not None
+    assert _link(paths, ("hubspot_id", "hs-c"), ("email", "c@example.com")) is None
+    assert _link(paths, ("hubspot_id", "hs-c"), ("email", "c2@example.com")) is not None
+    assert _link(paths, ("customer_id", "7"), ("email", "shopper@example.com")) is None
+    assert _link(paths, ("customer_id", "7"), ("email", "shopper2@example.com")) is not None
+    assert _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle")) == idle
+    assert all(row[1] is not None for row in incremental), "no empty rows are left"
+
+    _collect(paths, "--full-refresh")
+    assert _links(paths) == incremental

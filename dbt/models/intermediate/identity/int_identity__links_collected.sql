@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='link_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook="delete from {{ this }} where left_type is null"
+    )
+}}
+
 -- Every observed link between two identifiers, with the source row and rule that made it.
 -- An identifier observed alone is a link to itself, so that it becomes a person too.
 -- Web events first collapse to their distinct identifier combinations (a person's page views
@@ -7,7 +17,85 @@
 -- them in web events' anonymous, user and previous ids, and every email in the lake passed the
 -- landing's address check, so only the CRM's and the shop's ids are checked here (checking every
 -- web and ESP event again cost half of this model's time).
-with web as (
+--
+-- Incremental: each kind of link comes from one source, and a run recomputes from all of their
+-- events only the links the new events can touch, keeping every other row:
+--   * web links of every user id, and of every anonymous id seen without a user id, in a parsed
+--     event of the window (received from the day before the newest web day this model holds, or
+--     on a web day landed again; macro relanded_dates). Every web link is made by events that
+--     share its user id, or (without one) its anonymous id, so those events hold all of it;
+--   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
+--   * every CRM and shop link (small extracts, read whole each run); a CRM or shop link no
+--     longer extracted comes out as an empty row, which the post-hook deletes.
+-- Events leave only through an erasure, which deletes their links too.
+-- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
+with parsed as (
+    select * from {{ ref('int_web__events_parsed') }}
+),
+
+esp_events as (
+    select * from {{ ref('stg_esp__events') }}
+),
+
+{% if is_incremental() %}
+{#- A table built before last_received_date existed is collected whole. -#}
+{%- set tracked = false %}
+{%- if execute %}
+    {%- set tracked = 'last_received_date' in (
+        adapter.get_columns_in_relation(this) | map(attribute='name') | list
+    ) %}
+{%- endif %}
+{%- if tracked %}
+{%- set web_start = window_start('last_received_date', "source = 'web_events'") %}
+{%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
+window_web as (
+    select user_id, anonymous_id
+    from parsed
+    where {{ received_in_window('received_date', web_start, relanded_dates('web_events')) }}
+),
+
+web_events as (
+    select *
+    from parsed
+    where user_id in (select user_id from window_web where user_id is not null)
+
+    union all
+
+    select *
+    from parsed
+    where user_id is null
+        and anonymous_id in (select anonymous_id from window_web where user_id is null)
+),
+
+esp_touched as (
+    select *
+    from esp_events
+    where email in (
+        select email
+        from esp_events
+        where {{ received_in_window('received_date', esp_start, relanded_dates('esp_events')) }}
+    )
+),
+{%- else %}
+web_events as (
+    select * from parsed
+),
+
+esp_touched as (
+    select * from esp_events
+),
+{%- endif %}
+{% else %}
+web_events as (
+    select * from parsed
+),
+
+esp_touched as (
+    select * from esp_events
+),
+{% endif %}
+
+web as (
     select
         message_type,
         anonymous_id,
@@ -16,8 +104,9 @@ with web as (
         traits_email,
         min(occurred_at) as occurred_at,
         arg_min(event_id, (occurred_at, event_id)) as event_id,
-        count(*) as observations
-    from {{ ref('int_web__events_parsed') }}
+        count(*) as observations,
+        max(received_date) as received_date
+    from web_events
     group by message_type, anonymous_id, user_id, previous_id, traits_email
 ),
 
@@ -25,21 +114,22 @@ web_links as (
     select 'anonymous_id' as left_type, anonymous_id as left_value,
            'user_id' as right_type, user_id as right_value,
            case when message_type = 'identify' then 'identify' else 'event_ids' end as rule,
-           'web_events' as source, event_id as source_record_id, occurred_at, observations
+           'web_events' as source, event_id as source_record_id, occurred_at, observations,
+           received_date
     from web
     where anonymous_id is not null and user_id is not null
 
     union all
 
     select 'user_id', user_id, 'email', traits_email, 'identify_email',
-           'web_events', event_id, occurred_at, observations
+           'web_events', event_id, occurred_at, observations, received_date
     from web
     where message_type = 'identify' and user_id is not null and traits_email is not null
 
     union all
 
     select 'anonymous_id', anonymous_id, 'email', traits_email, 'identify_email',
-           'web_events', event_id, occurred_at, observations
+           'web_events', event_id, occurred_at, observations, received_date
     from web
     where message_type = 'identify' and user_id is null and anonymous_id is not null
         and traits_email is not null
@@ -47,21 +137,21 @@ web_links as (
     union all
 
     select 'anonymous_id', previous_id, 'user_id', user_id, 'alias',
-           'web_events', event_id, occurred_at, observations
+           'web_events', event_id, occurred_at, observations, received_date
     from web
     where message_type = 'alias' and previous_id is not null and user_id is not null
 
     union all
 
     select 'anonymous_id', anonymous_id, 'anonymous_id', anonymous_id, 'observed',
-           'web_events', event_id, occurred_at, observations
+           'web_events', event_id, occurred_at, observations, received_date
     from web
     where anonymous_id is not null and user_id is null
 
     union all
 
     select 'user_id', user_id, 'user_id', user_id, 'observed',
-           'web_events', event_id, occurred_at, observations
+           'web_events', event_id, occurred_at, observations, received_date
     from web
     where user_id is not null
 ),
@@ -71,7 +161,8 @@ crm_links as (
            case when email is null then 'hubspot_id' else 'email' end as right_type,
            coalesce(email, contact_id) as right_value,
            'crm_contact' as rule, 'hubspot_contacts' as source,
-           contact_id as source_record_id, created_at as occurred_at, 1 as observations
+           contact_id as source_record_id, created_at as occurred_at, 1 as observations,
+           cast(null as date) as received_date
     from {{ ref('stg_hubspot__contacts') }}
 ),
 
@@ -79,13 +170,14 @@ shop_links as (
     select 'customer_id' as left_type, customer_id as left_value,
            'email' as right_type, email as right_value,
            'shop_customer' as rule, 'shop_customers' as source,
-           customer_id as source_record_id, created_at as occurred_at, 1 as observations
+           customer_id as source_record_id, created_at as occurred_at, 1 as observations,
+           cast(null as date) as received_date
     from {{ ref('stg_shop__customers') }}
 
     union all
 
     select 'customer_id', customer_id, 'customer_id', customer_id, 'observed',
-           'shop_orders', order_id, created_at, 1
+           'shop_orders', order_id, created_at, 1, cast(null as date)
     from {{ ref('stg_shop__orders') }}
     where customer_id is not null
 ),
@@ -94,8 +186,8 @@ esp_links as (
     select 'email' as left_type, email as left_value, 'email' as right_type,
            email as right_value, 'observed' as rule, 'esp_events' as source,
            min(event_id) as source_record_id, min(occurred_at) as occurred_at,
-           1 as observations
-    from {{ ref('stg_esp__events') }}
+           1 as observations, max(received_date) as received_date
+    from esp_touched
     group by email
 ),
 
@@ -115,7 +207,7 @@ clean as (
     union all select * from esp_links
 ),
 
-final as (
+collected as (
     select
         {{ dbt.hash("left_type || ':' || left_value || '|' || right_type || ':' || right_value") }}
             as link_id,
@@ -123,13 +215,30 @@ final as (
         left_value,
         right_type,
         right_value,
-        arg_min(rule, occurred_at) as rule,
-        arg_min(source, occurred_at) as source,
-        arg_min(source_record_id, occurred_at) as source_record_id,
+        arg_min(rule, (occurred_at, source_record_id)) as rule,
+        arg_min(source, (occurred_at, source_record_id)) as source,
+        arg_min(source_record_id, (occurred_at, source_record_id)) as source_record_id,
         min(occurred_at) as first_observed_at,
-        cast(sum(observations) as bigint) as observations
+        cast(sum(observations) as bigint) as observations,
+        max(received_date) as last_received_date
     from clean
     group by left_type, left_value, right_type, right_value
+),
+
+final as (
+    select * from collected
+    {%- if is_incremental() and tracked %}
+
+    union all
+
+    -- CRM and shop links no longer extracted: empty rows, deleted by the post-hook.
+    select
+        held.link_id,
+        null, null, null, null, null, null, null, null, null, null
+    from {{ this }} as held
+    where held.source in ('hubspot_contacts', 'shop_customers', 'shop_orders')
+        and not exists (select 1 from collected where collected.link_id = held.link_id)
+    {%- endif %}
 )
 
 select * from final
