@@ -1,10 +1,8 @@
 -- One row per observed link: why two identifiers belong together (or why they were kept apart).
+-- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
+-- whole, while each join's identifier type filter reaches the table scan.)
 with links as (
     select * from {{ ref('int_identity__links_collected') }}
-),
-
-persons as (
-    select * from {{ ref('int_identity__persons_assigned') }}
 ),
 
 final as (
@@ -22,10 +20,10 @@ final as (
         links.observations,
         left_person.person_id = right_person.person_id as applied
     from links
-    inner join persons as left_person
+    inner join {{ ref('int_identity__persons_assigned') }} as left_person
         on left_person.identifier_type = links.left_type
         and left_person.identifier_value = links.left_value
-    inner join persons as right_person
+    inner join {{ ref('int_identity__persons_assigned') }} as right_person
         on right_person.identifier_type = links.right_type
         and right_person.identifier_value = links.right_value
 )

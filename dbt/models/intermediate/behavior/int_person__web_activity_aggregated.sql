@@ -23,11 +23,9 @@
 --   * people who are gone (merged into another, or erased): their row is deleted.
 -- A recomputed person without events comes out as an empty row, which the post-hook deletes.
 -- A full refresh (`dbt build --full-refresh`) computes everyone, as the first build does.
-with persons as (
-    select * from {{ ref('int_identity__persons_assigned') }}
-),
-
-products as (
+-- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
+-- whole, while each use's identifier type filter reaches the table scan.)
+with products as (
     select * from {{ ref('stg_shop__products') }}
 ),
 
@@ -40,7 +38,7 @@ inputs as (
                 from products
             )
             || '|{{ var("session_timeout_minutes") }}' as inputs_fingerprint
-    from persons
+    from {{ ref('int_identity__persons_assigned') }}
     where identifier_type in ('user_id', 'anonymous_id')
     group by person_id
 ),
@@ -83,7 +81,7 @@ new_events as (
 affected as (
     select coalesce(by_user.person_id, by_device.person_id) as person_id
     from new_events
-    {{ web_event_person_joins('new_events', 'persons') }}
+    {{ web_event_person_joins('new_events', ref('int_identity__persons_assigned')) }}
     where coalesce(by_user.person_id, by_device.person_id) is not null
 
     union
@@ -103,7 +101,7 @@ affected as (
 
 affected_identifiers as (
     select persons.person_id, persons.identifier_type, persons.identifier_value
-    from persons
+    from {{ ref('int_identity__persons_assigned') }} as persons
     inner join affected using (person_id)
     where persons.identifier_type in ('user_id', 'anonymous_id')
 ),

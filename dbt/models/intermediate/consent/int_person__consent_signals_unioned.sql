@@ -1,9 +1,11 @@
--- Every consent-relevant signal with its person and time, from the ESP, the CRM and identify.
-with persons as (
-    select * from {{ ref('int_identity__persons_assigned') }}
-),
+-- A view: its one reader (int_person__email_status_decided) aggregates it in one pass, so the
+-- millions of signal rows are never written to the warehouse.
+{{ config(materialized='view') }}
 
-esp as (
+-- Every consent-relevant signal with its person and time, from the ESP, the CRM and identify.
+-- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
+-- whole, while each join's identifier type filter reaches the table scan.)
+with esp as (
     select
         persons.person_id,
         case
@@ -18,7 +20,7 @@ esp as (
         events.occurred_at,
         'esp_events' as source
     from {{ ref('stg_esp__events') }} as events
-    inner join persons
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
         on persons.identifier_type = 'email' and persons.identifier_value = events.email
     where events.occurred_at <= {{ as_of() }}
 ),
@@ -30,7 +32,7 @@ crm as (
         contacts.updated_at as occurred_at,
         'hubspot_contacts' as source
     from {{ ref('stg_hubspot__contacts') }} as contacts
-    inner join persons
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
         on persons.identifier_type = 'hubspot_id'
         and persons.identifier_value = contacts.contact_id
     where contacts.email_optout is not null and contacts.updated_at <= {{ as_of() }}

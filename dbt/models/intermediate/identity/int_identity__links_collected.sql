@@ -29,14 +29,9 @@
 --     longer extracted comes out as an empty row, which the post-hook deletes.
 -- Events leave only through an erasure, which deletes their links too.
 -- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
-with parsed as (
-    select * from {{ ref('int_web__events_parsed') }}
-),
-
-esp_events as (
-    select * from {{ ref('stg_esp__events') }}
-),
-
+-- (The event tables are named where they are read, not as CTEs: a CTE read more than once is
+-- materialized whole.)
+with
 {% if is_incremental() %}
 {#- A table built before last_received_date existed is collected whole. -#}
 {%- set tracked = false %}
@@ -50,48 +45,48 @@ esp_events as (
 {%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
 window_web as (
     select user_id, anonymous_id
-    from parsed
+    from {{ ref('int_web__events_parsed') }}
     where {{ received_in_window('received_date', web_start, relanded_dates('web_events')) }}
 ),
 
 web_events as (
     select *
-    from parsed
+    from {{ ref('int_web__events_parsed') }}
     where user_id in (select user_id from window_web where user_id is not null)
 
     union all
 
     select *
-    from parsed
+    from {{ ref('int_web__events_parsed') }}
     where user_id is null
         and anonymous_id in (select anonymous_id from window_web where user_id is null)
 ),
 
 esp_touched as (
     select *
-    from esp_events
+    from {{ ref('stg_esp__events') }}
     where email in (
         select email
-        from esp_events
+        from {{ ref('stg_esp__events') }}
         where {{ received_in_window('received_date', esp_start, relanded_dates('esp_events')) }}
     )
 ),
 {%- else %}
 web_events as (
-    select * from parsed
+    select * from {{ ref('int_web__events_parsed') }}
 ),
 
 esp_touched as (
-    select * from esp_events
+    select * from {{ ref('stg_esp__events') }}
 ),
 {%- endif %}
 {% else %}
 web_events as (
-    select * from parsed
+    select * from {{ ref('int_web__events_parsed') }}
 ),
 
 esp_touched as (
-    select * from esp_events
+    select * from {{ ref('stg_esp__events') }}
 ),
 {% endif %}
 
