@@ -101,7 +101,7 @@ def test_the_ui_api_shows_lineage_checks_and_freshness(platform_home: Paths) -> 
         for c in nodes["marts/customer_profiles"]["assetChecksOrError"]["checks"]
     }
     assert checks["soda_contract"] is True
-    assert "unique_and_not_null_customer_profiles_person_id" in checks
+    assert "unique_customer_profiles_person_id" in checks
     assert nodes["lake/web_events"]["hasAssetChecks"]
     policy = nodes["marts/customer_profiles"]["internalFreshnessPolicy"]
     assert policy["__typename"] == "TimeWindowFreshnessPolicy"

@@ -1,6 +1,6 @@
-{#- `unique` and `not_null` in one pass over the table (or view, which each test evaluates
-    again): every key column is checked once instead of twice. Fails with every null or
-    repeated value. -#}
+{#- `unique` and `not_null` in one pass: for a view, each test evaluates the whole view again,
+    so the live marts check their key once instead of twice. Fails with every null or repeated
+    value. -#}
 {% test unique_and_not_null(model, column_name) %}
 select {{ column_name }}, count(*) as occurrences
 from {{ model }}
