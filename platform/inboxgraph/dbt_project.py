@@ -26,7 +26,6 @@ PARSE_VARIABLES = (
     "INBOXGRAPH_LAKE_URL",
     "INBOXGRAPH_DUCKDB_HTTPFS",
     "INBOXGRAPH_DUCKDB_MEMORY_LIMIT",
-    "INBOXGRAPH_DBT_THREADS",
 )
 PROJECT_INPUTS = ("models", "macros", "tests", "seeds", "dbt_project.yml", "profiles.yml")
 
