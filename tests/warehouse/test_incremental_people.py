@@ -38,16 +38,15 @@ def _received_on(paths: Paths, day: str, landing: Landing) -> None:
     landing.web = []
 
 
-def _build(paths: Paths, as_of: datetime, *args: str) -> None:
+def _land_and_run(paths: Paths, model: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """Land what is new, then ``dbt run`` ``model`` and everything it is built from."""
     land(paths)
-    run_dbt(
-        paths,
-        "run",
-        "--select",
-        "+int_person__web_activity_aggregated",
-        *args,
-        env={"INBOXGRAPH_DBT_AS_OF": as_of.strftime("%Y-%m-%d %H:%M:%S")},
-    )
+    run_dbt(paths, "run", "--select", f"+{model}", *args, env=env)
+
+
+def _build(paths: Paths, as_of: datetime, *args: str) -> None:
+    as_of_setting = {"INBOXGRAPH_DBT_AS_OF": as_of.strftime("%Y-%m-%d %H:%M:%S")}
+    _land_and_run(paths, "int_person__web_activity_aggregated", *args, env=as_of_setting)
 
 
 def _activity(paths: Paths) -> list[tuple]:
@@ -136,11 +135,6 @@ def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
     return identifier_row(paths, table, "anchor_type, anchor_value", identifier_type, value)
 
 
-def _resolve(paths: Paths, *args: str) -> None:
-    land(paths)
-    run_dbt(paths, "run", "--select", "+int_identity__components_resolved", *args)
-
-
 def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Paths) -> None:
     paths = platform_home
     landing = Landing()
@@ -156,7 +150,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     landing.identify(datetime(2026, 11, 1, 14), "anon-p", None, email="p@example.com")
     landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
     landing.write(Path(paths.landing_url))
-    _resolve(paths)
+    _land_and_run(paths, "int_identity__components_resolved")
     assert _anchor(paths, "anonymous_id", "anon-p") == ("hubspot_id", "hs-p")
     assert _anchor(paths, "anonymous_id", "anon-s") == ("user_id", "user-s1")
     assert _anchor(paths, "anonymous_id", "anon-b") == ("anonymous_id", "anon-b")
@@ -173,7 +167,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     early = Landing()
     early.identify(datetime(2026, 11, 1, 10), anonymous_id="anon-s", user_id="user-s2")
     _received_on(paths, "2026-11-02", early)
-    _resolve(paths)
+    _land_and_run(paths, "int_identity__components_resolved")
     incremental = _components(paths)
 
     assert _anchor(paths, "anonymous_id", "anon-b") == ("user_id", "user-a")
@@ -185,7 +179,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     assert [row for row in incremental if row[1] == "anon-idle"] == idle
     assert all(row[2] is not None for row in incremental), "no empty rows are left"
 
-    _resolve(paths, "--full-refresh")
+    _land_and_run(paths, "int_identity__components_resolved", "--full-refresh")
     assert _components(paths) == incremental
 
 
@@ -207,11 +201,6 @@ def _link(paths: Paths, left: tuple[str, str], right: tuple[str, str]) -> dict |
     return frame.to_dicts()[0] if frame.height else None
 
 
-def _collect(paths: Paths, *args: str) -> None:
-    land(paths)
-    run_dbt(paths, "run", "--select", "+int_identity__links_collected", *args)
-
-
 def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     paths = platform_home
     landing = Landing()
@@ -225,7 +214,7 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     landing.customer(7, "shopper@example.com")
     landing.order("O-1", 7, 20.0, datetime(2026, 11, 1, 12))
     landing.write(Path(paths.landing_url))
-    _collect(paths)
+    _land_and_run(paths, "int_identity__links_collected")
     idle = _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle"))
     assert idle["observations"] == 1
 
@@ -244,7 +233,7 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     early = Landing()
     early.identify(datetime(2026, 10, 31, 9), anonymous_id="anon-a", user_id="user-a")
     _received_on(paths, "2026-11-02", early)
-    _collect(paths)
+    _land_and_run(paths, "int_identity__links_collected")
     incremental = _links(paths)
 
     anon_b = _link(paths, ("anonymous_id", "anon-b"), ("anonymous_id", "anon-b"))
@@ -266,5 +255,5 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     assert _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle")) == idle
     assert all(row[1] is not None for row in incremental), "no empty rows are left"
 
-    _collect(paths, "--full-refresh")
+    _land_and_run(paths, "int_identity__links_collected", "--full-refresh")
     assert _links(paths) == incremental
