@@ -15,6 +15,18 @@
     {{- return(start) }}
 {%- endmacro %}
 
+{#- True when the model's table (`this`) has `column`: a table built before the column existed
+    lacks it, and its incremental run starts over as if the table were empty. -#}
+{% macro holds_column(column) -%}
+    {%- set held = false %}
+    {%- if execute %}
+        {%- set held = column in (
+            adapter.get_columns_in_relation(this) | map(attribute='name') | list
+        ) %}
+    {%- endif %}
+    {{- return(held) }}
+{%- endmacro %}
+
 {#- True when `column` (a date) is in an incremental run's window: on or after `start`, or one
     of the `extra_days` (ISO dates). -#}
 {% macro received_in_window(column, start, extra_days) -%}

@@ -65,14 +65,13 @@ class ColumnLineageCache:
     def attach(self, events: Iterator[Any]) -> Iterator[Any]:
         """Each model's event with lineage: from the cache when reusable, else stored in it."""
         for event in events:
-            metadata = getattr(event, "metadata", None) or {}
-            unique_id = metadata.get("unique_id")
-            schema = metadata.get(SCHEMA)
-            if unique_id is None or schema is None or not isinstance(event, dg.Output):
+            # An Output's metadata values are MetadataValue objects (the value is `.value`).
+            metadata = event.metadata if isinstance(event, dg.Output) else {}
+            if "unique_id" not in metadata or SCHEMA not in metadata:
                 yield event
                 continue
-            unique_id = unique_id.value if hasattr(unique_id, "value") else str(unique_id)
-            key = _schema_key(schema.value if hasattr(schema, "value") else schema)
+            unique_id = metadata["unique_id"].value
+            key = _schema_key(metadata[SCHEMA].value)
             if self.reusable:
                 held = self.models.get(unique_id)
                 if held is not None and held["schema"] == key:
@@ -81,12 +80,9 @@ class ColumnLineageCache:
                 else:
                     self.stale = True
             elif LINEAGE in metadata:
-                lineage = metadata[LINEAGE]
                 self.models[unique_id] = {
                     "schema": key,
-                    "lineage": dg.serialize_value(
-                        lineage.value if hasattr(lineage, "value") else lineage
-                    ),
+                    "lineage": dg.serialize_value(metadata[LINEAGE].value),
                 }
             yield event
         self.save()

@@ -45,16 +45,8 @@ inputs as (
 
 {% if is_incremental() %}
 {#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
-{%- set start = '1970-01-01' %}
-{%- set tracked = false %}
-{%- if execute %}
-    {%- set tracked = 'inputs_fingerprint' in (
-        adapter.get_columns_in_relation(this) | map(attribute='name') | list
-    ) %}
-    {%- if tracked %}
-        {%- set start = window_start('last_received_date') %}
-    {%- endif %}
-{%- endif %}
+{%- set tracked = holds_column('inputs_fingerprint') %}
+{%- set start = window_start('last_received_date') if tracked else '1970-01-01' %}
 held as (
     {%- if tracked %}
     select person_id, inputs_fingerprint, computed_as_of from {{ this }}

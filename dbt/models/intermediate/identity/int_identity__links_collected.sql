@@ -31,16 +31,10 @@
 -- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
 -- (The event tables are named where they are read, not as CTEs: a CTE read more than once is
 -- materialized whole.)
-with
-{% if is_incremental() %}
 {#- A table built before last_received_date existed is collected whole. -#}
-{%- set tracked = false %}
-{%- if execute %}
-    {%- set tracked = 'last_received_date' in (
-        adapter.get_columns_in_relation(this) | map(attribute='name') | list
-    ) %}
-{%- endif %}
-{%- if tracked %}
+{%- set tracked = is_incremental() and holds_column('last_received_date') %}
+with
+{% if tracked %}
 {%- set web_start = window_start('last_received_date', "source = 'web_events'") %}
 {%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
 window_web as (
@@ -71,15 +65,6 @@ esp_touched as (
         where {{ received_in_window('received_date', esp_start, relanded_dates('esp_events')) }}
     )
 ),
-{%- else %}
-web_events as (
-    select * from {{ ref('int_web__events_parsed') }}
-),
-
-esp_touched as (
-    select * from {{ ref('stg_esp__events') }}
-),
-{%- endif %}
 {% else %}
 web_events as (
     select * from {{ ref('int_web__events_parsed') }}
@@ -222,7 +207,7 @@ collected as (
 
 final as (
     select * from collected
-    {%- if is_incremental() and tracked %}
+    {%- if tracked %}
 
     union all
 

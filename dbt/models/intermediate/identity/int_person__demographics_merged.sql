@@ -6,13 +6,15 @@ with observed as (
     select persons.person_id, contacts.first_name, contacts.last_name, contacts.city,
            contacts.country, contacts.updated_at as observed_at, 1 as source_rank
     from {{ ref('stg_hubspot__contacts') }} as contacts
-    inner join {{ ref('int_identity__persons_assigned') }} as persons on persons.identifier_type = 'hubspot_id'
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
+        on persons.identifier_type = 'hubspot_id'
         and persons.identifier_value = contacts.contact_id
     union all
     select persons.person_id, customers.first_name, customers.last_name, null, null,
            customers.updated_at, 2
     from {{ ref('stg_shop__customers') }} as customers
-    inner join {{ ref('int_identity__persons_assigned') }} as persons on persons.identifier_type = 'customer_id'
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
+        on persons.identifier_type = 'customer_id'
         and persons.identifier_value = customers.customer_id
     union all
     select person_id, traits_first_name, traits_last_name, traits_city, traits_country,
@@ -43,7 +45,8 @@ enrichment as (
         max({{ json_text('attributes', '$.household_income') }}) as household_income,
         {{ list_agg('distinct provider', 'provider') }} as enrichment_providers
     from {{ ref('stg_enrichment__attributes') }} as attributes
-    inner join {{ ref('int_identity__persons_assigned') }} as persons on persons.identifier_type = 'email'
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
+        on persons.identifier_type = 'email'
         and persons.identifier_value = attributes.email
     group by persons.person_id
 ),
