@@ -15,7 +15,12 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from inboxgraph.dbt_project import dbt_project, ensure_manifest, release_duckdb_adapter
+from inboxgraph.dbt_project import (
+    completed_events,
+    dbt_project,
+    ensure_manifest,
+    release_duckdb_adapter,
+)
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.partitions import received_date_of
@@ -164,7 +169,7 @@ def warehouse_dbt_models(
             project_fingerprint(invocation.manifest),
         )
         yield from lineage.attach(
-            invocation.stream()
+            completed_events(invocation)
             .fetch_row_counts()
             .fetch_column_metadata(with_column_lineage=not lineage.reusable)
         )

@@ -14,3 +14,40 @@
     from {{ relation }}
     order by {{ partition_by }}, {{ order_by }}
 {%- endmacro %}
+
+{#- The first row per key of `rows` (the text of a select statement), in the given order: the
+    deduplication of event sources, where duplicates are rare. On DuckDB only the rows of a
+    duplicated key are windowed and the rest pass straight through, instead of partitioning every
+    row, payload and all, by its key (which spilled to disk at tens of millions of events). Keys
+    compare null-safely, so the result is the same as deduplicate's. -#}
+{% macro first_rows(rows, key, order_by) -%}
+    {{ return(adapter.dispatch('first_rows', 'inboxgraph')(rows, key, order_by)) }}
+{%- endmacro %}
+
+{% macro default__first_rows(rows, key, order_by) -%}
+    {{ deduplicate('(' ~ rows ~ ') as landed', key, order_by) }}
+{%- endmacro %}
+
+{% macro duckdb__first_rows(rows, key, order_by) -%}
+    with duplicated as (
+        select {{ key }}
+        from ({{ rows }}) as landed
+        group by {{ key }}
+        having count(*) > 1
+    )
+
+    select *
+    from ({{ rows }}) as landed
+    where not exists (
+        select 1 from duplicated where duplicated.{{ key }} is not distinct from landed.{{ key }}
+    )
+
+    union all
+
+    select *
+    from ({{ rows }}) as landed
+    where exists (
+        select 1 from duplicated where duplicated.{{ key }} is not distinct from landed.{{ key }}
+    )
+    qualify row_number() over (partition by {{ key }} order by {{ order_by }}) = 1
+{%- endmacro %}

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from inboxgraph.settings import resolve_paths
 
@@ -74,6 +76,35 @@ def _parse_environment() -> Iterator[None]:
     finally:
         for name in missing:
             os.environ.pop(name, None)
+
+
+def completed_events(invocation: DbtCliInvocation) -> DbtEventIterator[Any]:
+    """The invocation's Dagster events, for dagster-dbt's row count and column metadata fetches.
+
+    On DuckDB, dagster-dbt fetches metadata only once dbt has exited (dbt holds the warehouse
+    file's lock), and its chained fetches wait for that in threads that poll without sleeping:
+    for the whole build they took a core from DuckDB, which had two. Here the events are
+    collected first, then replayed into the fetches, with dbt's error (a failed model or test)
+    raised after the events that came before it, as dagster-dbt does. Another adapter's events
+    stream as they come.
+    """
+    stream = invocation.stream()
+    if type(invocation.adapter).__name__ != "DuckDBAdapter":
+        return stream
+    events: list[Any] = []
+    error: Exception | None = None
+    try:
+        for event in stream:
+            events.append(event)
+    except Exception as exc:  # re-raised after the events before it
+        error = exc
+
+    def replay() -> Iterator[Any]:
+        yield from events
+        if error is not None:
+            raise error
+
+    return DbtEventIterator(replay(), dbt_cli_invocation=invocation)
 
 
 def release_duckdb_adapter() -> None:

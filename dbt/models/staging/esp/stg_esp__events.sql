@@ -9,35 +9,36 @@
 
 -- ESP events deduplicated by event id, the first received copy winning. An incremental run
 -- reads only the received dates of its window, as int_web__events_parsed does (macro
--- first_copies_in_window).
+-- first_copies_in_window); a full refresh reads them all (macro first_rows).
 
-with source as (
-    select * from {{ source('lake', 'esp_events') }}
-),
+{% set renamed %}
+select
+    sg_event_id as event_id,
+    sg_message_id as message_id,
+    email,
+    event as event_type,
+    cast("timestamp" as {{ dbt.type_timestamp() }}) as occurred_at,
+    url,
+    bounce_reason,
+    bounce_type,
+    asm_group_id,
+    category,
+    cast(received_date as date) as received_date,
+    _source_file as source_file,
+    _line as source_line
+from {{ source('lake', 'esp_events') }}
+{% endset %}
 
-renamed as (
-    select
-        sg_event_id as event_id,
-        sg_message_id as message_id,
-        email,
-        event as event_type,
-        cast("timestamp" as {{ dbt.type_timestamp() }}) as occurred_at,
-        url,
-        bounce_reason,
-        bounce_type,
-        asm_group_id,
-        category,
-        cast(received_date as date) as received_date,
-        _source_file as source_file,
-        _line as source_line
-    from source
-),
-
+with
 {% if is_incremental() %}
+renamed as (
+    {{ renamed }}
+),
+
 {{ first_copies_in_window('renamed', relanded_dates('esp_events'), 'final') }}
 {% else %}
 final as (
-    {{ deduplicate('renamed', 'event_id', 'received_date, source_file, source_line') }}
+    {{ first_rows(renamed, 'event_id', 'received_date, source_file, source_line') }}
 )
 {% endif %}
 

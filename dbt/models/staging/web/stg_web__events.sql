@@ -1,9 +1,7 @@
-with renamed as (
-    {{ web_events_renamed() }}
-),
+{%- set renamed %}{{ web_events_renamed() }}{% endset -%}
 
-deduplicated as (
-    {{ deduplicate('renamed', 'event_id', 'received_date, source_file, source_line') }}
+with deduplicated as (
+    {{ first_rows(renamed, 'event_id', 'received_date, source_file, source_line') }}
 ),
 
 final as (
