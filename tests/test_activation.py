@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
+import orjson
 import polars as pl
 
 from inboxgraph.activation import (
     BRAZE_BATCH_LIMIT,
+    STALE_SECONDS,
     Delta,
+    ExportStore,
     braze_batches,
     compute_delta,
+    export,
     klaviyo_files,
     mailchimp_files,
     mask_email,
@@ -84,3 +92,26 @@ def test_delta_adds_newcomers_and_removes_leavers_only() -> None:
 def test_masked_addresses_hide_the_local_part() -> None:
     masked = mask_email("jane.doe@example.com")
     assert masked.endswith("@example.com") and "jane" not in masked
+
+
+def test_an_export_that_died_leaves_nothing_a_later_export_keeps(tmp_path: Path) -> None:
+    store = ExportStore(tmp_path)
+    died = tmp_path / "braze" / ".20261101T000000000000Z.0123.tmp"
+    died.mkdir(parents=True)
+    (died / "s-batch-00001.json").write_bytes(b"{")
+    recent = tmp_path / "braze" / ".20261101T000001000000Z.4567.tmp"
+    recent.mkdir()
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(died, (old, old))
+    added = pl.DataFrame([_member("p1", "1@x.com")], schema=MEMBER)
+    counts = export(store, "braze", added, "20261102T000000000000Z")
+    assert counts["_files"] == {"written": 1}
+    # The dead export's folder is gone; one still being written (recent) is left alone.
+    assert sorted(p.name for p in (tmp_path / "braze").iterdir()) == [
+        recent.name,
+        "20261102T000000000000Z",
+    ]
+    body = orjson.loads(
+        (tmp_path / "braze" / "20261102T000000000000Z" / "s-batch-00001.json").read_bytes()
+    )
+    assert body["attributes"][0]["external_id"] == "p1"

@@ -9,18 +9,18 @@ member as added (and the state is reset to the current audience).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-from collections.abc import Callable, Iterator
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import polars as pl
 
-from inboxgraph.storage import write_atomic, write_bytes_atomic
+from inboxgraph.storage import write_atomic, write_folder_atomic
 
+STALE_SECONDS = 3600  # a hidden export folder this old is left from an export that died
 BRAZE_BATCH_LIMIT = 75  # Braze /users/track: at most 75 attribute objects per request.
 STATE_SCHEMA = {"segment_id": pl.String, "person_id": pl.String, "email": pl.String}
 MEMBER_COLUMNS = (
@@ -64,65 +64,54 @@ def compute_delta(current: pl.DataFrame, previous: pl.DataFrame, full: bool = Fa
     return Delta(added.sort(keys), removed.sort(keys))
 
 
-def _csv(header: list[str], rows: Iterator[list[object]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
+def _text(column: str) -> pl.Expr:
+    """A field written bare when empty: polars writes a null as nothing, an empty string
+    as ``""``."""
+    value = pl.col(column)
+    return pl.when(value != "").then(value)
 
 
-def _products(value: object) -> str:
-    return "|".join(value) if isinstance(value, list) else ""
+def _products() -> pl.Expr:
+    joined = pl.col("featured_products").list.join("|")
+    return pl.when(joined != "").then(joined)
 
 
 def _csv_delta_files(
     segment: str,
     delta: Delta,
-    added: tuple[list[str], Callable[[dict], list[object]]],
-    removed: tuple[list[str], Callable[[dict], list[object]]],
+    added: dict[str, pl.Expr],
+    removed: dict[str, pl.Expr],
 ) -> dict[str, bytes]:
     """``<segment>-add.csv`` and ``<segment>-remove.csv``, each only when it has rows; the
-    ESP decides the header and the row of each."""
+    ESP decides the columns of each (header -> expression over the delta's rows)."""
     files = {}
-    for suffix, rows, (header, row) in (
+    for suffix, rows, columns in (
         ("add", delta.added, added),
         ("remove", delta.removed, removed),
     ):
         if not rows.is_empty():
-            files[f"{segment}-{suffix}.csv"] = _csv(
-                header, (row(r) for r in rows.iter_rows(named=True))
-            )
+            table = rows.select(**{header: expr for header, expr in columns.items()})
+            files[f"{segment}-{suffix}.csv"] = table.write_csv().encode()
     return files
 
 
 def mailchimp_files(segment: str, delta: Delta) -> dict[str, bytes]:
     """Mailchimp audience import CSVs: subscribed contacts to add (tagged with the segment),
     and addresses whose segment tag is removed."""
+    tag = pl.lit(segment, dtype=pl.String)
     return _csv_delta_files(
         segment,
         delta,
-        added=(
-            [
-                "Email Address",
-                "First Name",
-                "Last Name",
-                "Tags",
-                "TOP_CATEGORY",
-                "PRODUCTS",
-                "LTV_TIER",
-            ],
-            lambda r: [
-                r["email"],
-                r["first_name"] or "",
-                r["last_name"] or "",
-                segment,
-                r["top_category"] or "",
-                _products(r["featured_products"]),
-                r["lifetime_value_tier"] or "",
-            ],
-        ),
-        removed=(["Email Address", "Tags"], lambda r: [r["email"], segment]),
+        added={
+            "Email Address": _text("email"),
+            "First Name": _text("first_name"),
+            "Last Name": _text("last_name"),
+            "Tags": tag,
+            "TOP_CATEGORY": _text("top_category"),
+            "PRODUCTS": _products(),
+            "LTV_TIER": _text("lifetime_value_tier"),
+        },
+        removed={"Email Address": _text("email"), "Tags": tag},
     )
 
 
@@ -131,55 +120,60 @@ def klaviyo_files(segment: str, delta: Delta) -> dict[str, bytes]:
     return _csv_delta_files(
         segment,
         delta,
-        added=(
-            [
-                "Email",
-                "First Name",
-                "Last Name",
-                "top_category",
-                "featured_products",
-                "lifetime_value_tier",
-            ],
-            lambda r: [
-                r["email"],
-                r["first_name"] or "",
-                r["last_name"] or "",
-                r["top_category"] or "",
-                _products(r["featured_products"]),
-                r["lifetime_value_tier"] or "",
-            ],
-        ),
-        removed=(["Email"], lambda r: [r["email"]]),
+        added={
+            "Email": _text("email"),
+            "First Name": _text("first_name"),
+            "Last Name": _text("last_name"),
+            "top_category": _text("top_category"),
+            "featured_products": _products(),
+            "lifetime_value_tier": _text("lifetime_value_tier"),
+        },
+        removed={"Email": _text("email")},
     )
 
 
-def braze_batches(segment: str, delta: Delta) -> list[dict]:
-    """Braze ``/users/track`` request bodies, at most 75 attribute objects each."""
-    objects = [
-        {
-            "external_id": r["person_id"],
-            "email": r["email"],
-            "first_name": r["first_name"],
-            "top_category": r["top_category"],
-            "featured_products": r["featured_products"] or [],
-            "lifetime_value_tier": r["lifetime_value_tier"],
-            "inboxgraph_segments": {"add": [segment]},
-        }
-        for r in delta.added.iter_rows(named=True)
-    ] + [
-        {"external_id": r["person_id"], "inboxgraph_segments": {"remove": [segment]}}
-        for r in delta.removed.iter_rows(named=True)
-    ]
+def _braze_objects(segment: str, delta: Delta) -> list[str]:
+    """Braze user attribute objects as JSON text, added people first (encoded by polars)."""
+    segments = pl.lit([segment], dtype=pl.List(pl.String))
+    added = delta.added.select(
+        pl.struct(
+            external_id="person_id",
+            email="email",
+            first_name="first_name",
+            top_category="top_category",
+            featured_products=pl.col("featured_products").fill_null(
+                pl.lit([], dtype=pl.List(pl.String))
+            ),
+            lifetime_value_tier="lifetime_value_tier",
+            inboxgraph_segments=pl.struct(add=segments),
+        ).struct.json_encode()
+    )
+    removed = delta.removed.select(
+        pl.struct(
+            external_id="person_id", inboxgraph_segments=pl.struct(remove=segments)
+        ).struct.json_encode()
+    )
+    return added.to_series().to_list() + removed.to_series().to_list()
+
+
+def braze_bodies(segment: str, delta: Delta) -> list[bytes]:
+    """Braze ``/users/track`` request bodies (JSON), at most 75 attribute objects each."""
+    objects = _braze_objects(segment, delta)
     return [
-        {"attributes": objects[i : i + BRAZE_BATCH_LIMIT]}
+        ('{"attributes":[' + ",".join(objects[i : i + BRAZE_BATCH_LIMIT]) + "]}").encode()
         for i in range(0, len(objects), BRAZE_BATCH_LIMIT)
     ]
 
 
+def braze_batches(segment: str, delta: Delta) -> list[dict]:
+    """The request bodies of :func:`braze_bodies`, decoded."""
+    return [orjson.loads(body) for body in braze_bodies(segment, delta)]
+
+
 def braze_files(segment: str, delta: Delta) -> dict[str, bytes]:
     return {
-        f"{segment}-batch-{n:05d}.json": orjson.dumps(body, option=orjson.OPT_INDENT_2)
-        for n, body in enumerate(braze_batches(segment, delta), start=1)
+        f"{segment}-batch-{n:05d}.json": body
+        for n, body in enumerate(braze_bodies(segment, delta), start=1)
     }
 
 
@@ -204,8 +198,16 @@ class ExportStore:
         write_atomic(self.state_path(esp), state.write_parquet)
 
     def write_files(self, esp: str, export_id: str, files: dict[str, bytes]) -> list[str]:
-        folder = self.root / esp / export_id
-        return [str(write_bytes_atomic(folder / name, data)) for name, data in files.items()]
+        """One export's files, in ``<esp>/<export_id>/``; the folder appears whole or not at all.
+
+        The hidden folder of an export that died is removed by a later export of the ESP once
+        it is an hour old (an export still writing is never that slow).
+        """
+        folder = self.root / esp
+        for stale in folder.glob(".*.tmp"):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
+        return [str(path) for path in write_folder_atomic(folder / export_id, files)]
 
 
 def export(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from assets.activation import activation_assets
 from assets.audit import audit_log
@@ -13,7 +12,7 @@ from assets.lake import lake_assets, source_specs, stream_specs
 from assets.quality import quality_checks
 from assets.warehouse import warehouse_dbt_models
 from inboxgraph.alerts import AlertWebhook
-from inboxgraph.dbt_project import dbt_executable, dbt_project
+from inboxgraph.dbt_project import ProjectDbtCliResource, dbt_executable, dbt_project
 from inboxgraph.partitions import received_date_partitions
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
@@ -81,7 +80,7 @@ defs = dg.Definitions(
     sensors=[landing_sensor, alerts_sensor],
     resources={
         **source_resources(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         "warehouse": WarehouseResource(path=dg.EnvVar("INBOXGRAPH_WAREHOUSE"), home=HOME),
         "exports": ExportsResource(home=HOME),
         "alert_webhook": AlertWebhook(url=dg.EnvVar("INBOXGRAPH_ALERT_WEBHOOK_URL")),

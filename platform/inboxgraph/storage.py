@@ -1,8 +1,10 @@
-"""Atomic file writes: write beside the target, fsync, then rename over it."""
+"""Atomic writes: write beside the target, fsync, then rename over it (a file, or a whole folder
+of files at once)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,3 +42,41 @@ def write_atomic(
 
 def write_bytes_atomic(target: Path, data: bytes) -> Path:
     return write_atomic(target, lambda temporary: temporary.write_bytes(data))
+
+
+def write_folder_atomic(target: Path, files: dict[str, bytes]) -> list[Path]:
+    """Create the folder ``target`` holding ``files`` (name -> bytes), all at once.
+
+    The files are written into a hidden sibling folder, each is fsynced, and the folder is
+    renamed to ``target``: readers see every file or none, and a write that dies leaves only
+    the hidden folder, removed by the next write beside it. One rename for the lot, where a
+    rename per file would mean a directory fsync per file. ``target`` must not exist yet.
+    """
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; a folder is written once")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    temporary.mkdir()
+    try:
+        for name, data in files.items():
+            if Path(name).name != name or name.startswith("."):
+                raise ValueError(f"{name!r} is not a plain file name")
+            (temporary / name).write_bytes(data)
+        # fsync after writing them all: the kernel has flushed most of them by then.
+        for name in files:
+            handle = os.open(temporary / name, os.O_RDONLY)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+        directory = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        commit(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return [target / name for name in files]

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -63,3 +64,37 @@ def test_no_thread_spins_while_dbt_runs() -> None:
     used = time.process_time() - started
     assert len(events) == 4
     assert used < 0.5, f"{used:.2f}s of CPU time spent waiting 2 s for dbt"
+
+
+def test_the_dbt_beside_the_interpreter_is_not_started_to_learn_its_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+    from importlib.metadata import version
+
+    import dagster_dbt.core.resource as dagster_dbt_resource
+
+    from inboxgraph.dbt_project import ProjectDbtCliResource, dbt_executable, dbt_project
+
+    asked = subprocess.run(
+        [dbt_executable(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"installed: {version('dbt-core')}" in asked
+
+    started: list[list[str]] = []
+
+    def check_output(command: list[str], **kwargs: object) -> bytes:
+        started.append(command)
+        return b"Core:\n  - installed: 1.2.3\n"
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", check_output)
+    beside = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    assert str(beside._cli_version) == version("dbt-core")
+    assert started == []
+    # Another executable (here the same one, reached through a link) is asked, as dagster-dbt
+    # asks it.
+    link = tmp_path / "dbt"
+    link.symlink_to(dbt_executable())
+    other = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=str(link))
+    assert str(other._cli_version) == "1.2.3"
+    assert started == [[str(link), "--version"]]

@@ -195,9 +195,15 @@ def write_lines(paths: Paths, folder: str, day: str, file: str, records: list[di
     (target / file).write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
 
 
-def run_dbt(paths: Paths, command: str, *args: str, env: dict[str, str] | None = None) -> None:
+def run_dbt(
+    paths: Paths,
+    command: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    succeeds: bool = True,
+) -> str:
     """``dbt <command>`` on the project for this platform home (with ``env`` added to the
-    environment); it must succeed."""
+    environment); it must succeed, or fail when ``succeeds`` is false. Returns its output."""
     completed = subprocess.run(
         [
             dbt_executable(),
@@ -215,7 +221,8 @@ def run_dbt(paths: Paths, command: str, *args: str, env: dict[str, str] | None =
         check=False,
         env={**os.environ, **(env or {})},
     )
-    assert completed.returncode == 0, completed.stdout[-5000:]
+    assert (completed.returncode == 0) == succeeds, completed.stdout[-5000:]
+    return completed.stdout
 
 
 def land(paths: Paths) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import duckdb
+
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream import ensure_stream_table
@@ -132,3 +134,64 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
 
     run_dbt(paths, "run", "--select", "stg_esp__events", "--full-refresh")
     assert _staged_esp(paths) == incremental
+
+
+WATERMARKS = "dbt_meta.test_watermarks"
+
+
+def _parse_tests(paths: Paths, succeeds: bool = True) -> str:
+    return run_dbt(paths, "test", "--select", "int_web__events_parsed", succeeds=succeeds)
+
+
+def test_incremental_tests_read_the_rows_not_yet_tested_until_they_pass(
+    platform_home: Paths,
+) -> None:
+    paths = platform_home
+    ensure_stream_table(LakeResource(url=paths.lake_url))
+    _land(paths, "2026-11-01", "a.jsonl", ("m-1", "Day One"))
+    _land(paths, "2026-11-02", "a.jsonl", ("m-2", "Day Two"))
+    materialize_events(paths)
+    run_dbt(paths, "build", "--select", "+int_web__events_parsed")
+    # The parse's four tests passed over every row and recorded it.
+    watermarks = dict(query(paths, f"select test_id, passed_through from {WATERMARKS}"))
+    parse_tests = {t for t in watermarks if "int_web__events_parsed" in t}
+    assert len(parse_tests) == 4
+    built = query(paths, f"select distinct built_at from {PARSED}")
+    assert built == [(watermarks[next(iter(parse_tests))],)]
+
+    def insert(event_id: str, built_at: str) -> None:
+        with duckdb.connect(paths.warehouse) as con:
+            con.execute(
+                f"insert into {PARSED} by name select * replace "
+                f"('{event_id}' as event_id, null as occurred_at, {built_at} as built_at) "
+                f"from {PARSED} where event_id = 'm-1'"
+            )
+
+    # A row older than the watermark has been tested: the tests do not read it again.
+    insert("m-old", "timestamp '2000-01-01'")
+    _parse_tests(paths)
+    # Rows written after it are read, and fail until they are fixed: the watermark stays. (A run
+    # that writes a key deletes the key's held rows first, so a duplicate is within one run's.)
+    insert("m-dup", "now()::timestamp")
+    insert("m-dup", "now()::timestamp")
+    failing = sorted(
+        t for t in parse_tests if "unique_" in t or "not_null_int_web__events_parsed_occ" in t
+    )
+    assert len(failing) == 2
+
+    def marks() -> dict:
+        return dict(query(paths, f"select test_id, passed_through from {WATERMARKS}"))
+
+    before = marks()
+    for _ in range(2):
+        output = _parse_tests(paths, succeeds=False)
+        assert "FAIL 1 unique_int_web__events_parsed_event_id" in output
+        assert "FAIL 2 not_null_int_web__events_parsed_occurred_at" in output
+    # Each test keeps its own watermark: the two that fail stay where they were.
+    assert {t: marks()[t] for t in failing} == {t: before[t] for t in failing}
+    with duckdb.connect(paths.warehouse) as con:
+        con.execute(
+            f"delete from {PARSED} where built_at > timestamp '2000-01-02' and occurred_at is null"
+        )
+    _parse_tests(paths)
+    assert all(marks()[t] > watermarks[t] for t in parse_tests)

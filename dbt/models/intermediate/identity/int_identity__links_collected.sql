@@ -221,4 +221,5 @@ final as (
     {%- endif %}
 )
 
-select * from final
+-- When this run started: its tests read the rows written since they last passed (tested_rows.sql).
+select *, {{ built_at() }} as built_at from final

@@ -54,4 +54,5 @@ final as (
     from events
 )
 
-select * from final
+-- When this run started: its tests read the rows written since they last passed (tested_rows.sql).
+select *, {{ built_at() }} as built_at from final
