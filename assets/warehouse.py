@@ -4,7 +4,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,7 +24,6 @@ from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.partitions import received_date_of
 from inboxgraph.resources.lake import LakeResource
-from inboxgraph.settings import resolve_paths
 from inboxgraph.stream import ensure_stream_table
 
 WAREHOUSE_POOL = "warehouse"
@@ -164,8 +162,10 @@ def warehouse_dbt_models(
     os.environ.update(settings)
     try:
         invocation = dbt.cli(args, context=context)
+        # Beside the manifest: lineage follows the project's code and the models' columns, not
+        # the data, so every platform home built from this checkout shares it.
         lineage = ColumnLineageCache(
-            Path(resolve_paths().dagster_home) / "dbt_column_lineage.json",
+            dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
             project_fingerprint(invocation.manifest),
         )
         yield from lineage.attach(

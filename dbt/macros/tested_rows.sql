@@ -20,13 +20,20 @@
     {{ adapter.quote(target.database) }}.dbt_meta.test_watermarks
 {%- endmacro %}
 
-{#- on-run-start: the table of watermarks, once. -#}
+{#- on-run-start: the table of watermarks, once. Made while the hook renders (as the lake's
+    views are), so that `dbt compile` and `dbt docs generate`, which render hooks without running
+    them, compile the tests too. -#}
 {% macro create_test_watermarks() -%}
-    create schema if not exists {{ adapter.quote(target.database) }}.dbt_meta;
-    create table if not exists {{ test_watermarks() }} (
-        test_id varchar,
-        passed_through timestamp
-    )
+    {%- if execute %}
+        {%- do run_query(
+            'create schema if not exists ' ~ adapter.quote(target.database) ~ '.dbt_meta'
+        ) %}
+        {%- do run_query(
+            'create table if not exists ' ~ test_watermarks()
+            ~ ' (test_id varchar, passed_through timestamp)'
+        ) %}
+    {%- endif %}
+    select 1
 {%- endmacro %}
 
 {#- on-run-end: each opted-in test that passed has now seen every row built up to this run. -#}
@@ -61,7 +68,10 @@
     {%- set where = config.get('where') %}
     {%- if where == 'rows_not_yet_tested' %}
         {%- set watermark = none %}
-        {%- if execute %}
+        {%- set held = execute and adapter.get_relation(
+            database=target.database, schema='dbt_meta', identifier='test_watermarks'
+        ) %}
+        {%- if held %}
             {%- set watermark = run_query(
                 "select max(passed_through) from " ~ test_watermarks()
                 ~ " where test_id = '" ~ model.unique_id ~ "'"

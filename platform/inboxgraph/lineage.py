@@ -1,4 +1,5 @@
-"""Column lineage of the dbt models, kept between runs.
+"""Column lineage of the dbt models, kept between runs (beside the dbt manifest, so every platform
+home built from one checkout shares it).
 
 dagster-dbt works a model's column lineage out after every build (sqlglot over the model's SQL
 and its parents' column schemas): about 0.25 s a model, seconds a run, though the result

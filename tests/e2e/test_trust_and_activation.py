@@ -264,7 +264,8 @@ def test_a_rerun_carries_the_column_lineage_from_the_cache(
 
     first = lineage()
     assert first.deps_by_column["person_id"], "the profiles have column lineage"
-    cache = orjson.loads((Path(paths.dagster_home) / "dbt_column_lineage.json").read_text())
+    cache_path = dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json"
+    cache = orjson.loads(cache_path.read_text())
     assert "model.inboxgraph.customer_profiles" in cache["models"]
     rerun(paths)
     assert lineage() == first

@@ -181,7 +181,7 @@ class HubspotContactsSource(dg.ConfigurableResource):
         return join(_landing_root(self.landing_url, self.home), "hubspot", "contacts")
 
     def read(self, since: datetime | None) -> pl.DataFrame:
-        rows: list[dict] = []
+        columns: dict[str, list] = {name: [] for name in HUBSPOT_SCHEMA}
         pages = _files_in(self.root, ".json")
         for page in pages:
             body = orjson.loads(store_for(page).read_bytes(page))
@@ -190,21 +190,21 @@ class HubspotContactsSource(dg.ConfigurableResource):
                 if since is not None and (updated is None or updated < since):
                     continue
                 props = contact.get("properties") or {}
-                row = {
-                    "_raw": orjson.dumps(contact).decode(),
-                    "_source_file": str(page),
-                    "_line": position,
-                    "id": None if contact.get("id") is None else str(contact["id"]),
-                    "properties": orjson.dumps(props).decode(),
-                    "createdAt": contact.get("createdAt"),
-                    "updatedAt": contact.get("updatedAt"),
-                    "archived": str(contact.get("archived", False)).lower(),
-                }
+                columns["_raw"].append(orjson.dumps(contact).decode())
+                columns["_source_file"].append(str(page))
+                columns["_line"].append(position)
+                columns["id"].append(None if contact.get("id") is None else str(contact["id"]))
                 for name in HUBSPOT_FIELDS:
                     value = props.get(name)
-                    row[name] = None if value is None else str(value)
-                rows.append(row)
-        return pl.DataFrame(rows, schema=HUBSPOT_SCHEMA)
+                    columns[name].append(None if value is None else str(value))
+                columns["properties"].append(orjson.dumps(props).decode())
+                columns["createdAt"].append(contact.get("createdAt"))
+                columns["updatedAt"].append(contact.get("updatedAt"))
+                columns["archived"].append(str(contact.get("archived", False)).lower())
+        # Built a column at a time: a frame from one dict per row cost as much as the reading.
+        return pl.DataFrame(
+            [pl.Series(name, columns[name], dtype=dtype) for name, dtype in HUBSPOT_SCHEMA.items()]
+        )
 
 
 SHOP_QUERIES = {
@@ -232,6 +232,13 @@ SHOP_QUERIES = {
 }
 
 
+def _as_text(values: tuple) -> tuple | list:
+    """A column's values as text (None stays None), as ``str`` writes each."""
+    if all(value is None or type(value) is str for value in values):
+        return values
+    return [None if value is None else str(value) for value in values]
+
+
 class ShopDatabase(dg.ConfigurableResource):
     """The shop's transactional database (``sqlite://`` or ``postgresql://``), read by SQL."""
 
@@ -256,11 +263,19 @@ class ShopDatabase(dg.ConfigurableResource):
             with engine.connect() as conn:
                 result = conn.execute(sa.text(query.format(where=where)), params)
                 names = list(result.keys())
-                records = [[None if v is None else str(v) for v in row] for row in result]
+                # The driver's rows as they are (a text query has no type processing to skip),
+                # turned to text a column at a time: a column of text is taken whole.
+                rows = result.cursor.fetchall() if result.cursor is not None else []
         finally:
             engine.dispose()
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         source = f"{self.safe_url}#{table}"
-        frame = pl.DataFrame(records, schema={n: pl.String for n in names}, orient="row")
+        frame = pl.DataFrame(
+            [
+                pl.Series(name, _as_text(values), dtype=pl.String)
+                for name, values in zip(names, columns, strict=True)
+            ]
+        )
         return frame.with_columns(
             pl.struct(names).struct.json_encode().alias("_raw"),
             pl.lit(source).alias("_source_file"),
