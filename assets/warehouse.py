@@ -123,6 +123,16 @@ def relanded_event_dates(
     return sorted(d for d in dates if d is not None and d < reread_from)
 
 
+def _models_built(context: dg.AssetExecutionContext) -> list[str]:
+    """The unique ids of the models this run builds (each dbt asset's spec names its node)."""
+    selected = context.selected_asset_keys
+    return [
+        str(spec.metadata["dagster_dbt/unique_id"])
+        for spec in context.assets_def.specs
+        if spec.key in selected and "dagster_dbt/unique_id" in spec.metadata
+    ]
+
+
 class WarehouseConfig(dg.Config):
     """When profiles and segments are evaluated (ISO timestamp); empty means now."""
 
@@ -167,6 +177,7 @@ def warehouse_dbt_models(
         lineage = ColumnLineageCache(
             dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
             project_fingerprint(invocation.manifest),
+            building=_models_built(context),
         )
         yield from lineage.attach(
             completed_events(invocation)

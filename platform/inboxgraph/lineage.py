@@ -5,10 +5,10 @@ dagster-dbt works a model's column lineage out after every build (sqlglot over t
 and its parents' column schemas): about 0.25 s a model, seconds a run, though the result
 changes only with the project's code or a model's columns. The cache keeps each model's lineage
 under the project's fingerprint (every node's checksum and the project's macros) and the
-model's column schema. A run whose project is the one the cache was filled from reuses it and
-fetches column schemas only; any other run works lineage out again and refills the cache. A
-model whose columns changed since (or that the cache lacks) gets no lineage this run and marks
-the cache stale, so the next run works it all out again.
+model's column schema. A run whose project is the one the cache was filled from, and whose models
+the cache all holds, reuses it and fetches column schemas only; any other run works lineage out
+again and adds it to the cache. A model whose columns changed since gets no lineage this run and
+is forgotten, so the next run that builds it works lineage out again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,19 @@ def _schema_key(schema: Any) -> str:
 class ColumnLineageCache:
     """Each model's column lineage (serialized), for one project fingerprint."""
 
-    def __init__(self, path: Path, fingerprint: str) -> None:
+    def __init__(self, path: Path, fingerprint: str, building: Iterable[str] = ()) -> None:
+        """``building``: the unique ids of the models this run builds; the cache is reusable
+        only when it holds each of them (a run of a subset fills it with that subset only)."""
         self.path = path
         self.fingerprint = fingerprint
         self.models: dict[str, dict[str, str]] = {}
-        self.stale = False
         try:
             saved = json.loads(path.read_text())
         except (OSError, ValueError):
             saved = {}
         if saved.get("fingerprint") == fingerprint:
             self.models = saved.get("models", {})
-        self.reusable = bool(self.models)
+        self.reusable = bool(self.models) and set(building) <= self.models.keys()
 
     def attach(self, events: Iterator[Any]) -> Iterator[Any]:
         """Each model's event with lineage: from the cache when reusable, else stored in it."""
@@ -79,7 +80,9 @@ class ColumnLineageCache:
                     lineage = dg.deserialize_value(held["lineage"])
                     event = event.with_metadata({**metadata, LINEAGE: lineage})
                 else:
-                    self.stale = True
+                    # Its columns changed: forgotten, so the next run that builds it works
+                    # lineage out again.
+                    self.models.pop(unique_id, None)
             elif LINEAGE in metadata:
                 self.models[unique_id] = {
                     "schema": key,
@@ -89,8 +92,8 @@ class ColumnLineageCache:
         self.save()
 
     def save(self) -> None:
-        models = {} if self.stale else self.models
+        """Written beside the cache, then renamed over it: homes that share it may save at once."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(json.dumps({"fingerprint": self.fingerprint, "models": models}))
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps({"fingerprint": self.fingerprint, "models": self.models}))
         os.replace(partial, self.path)

@@ -77,3 +77,21 @@ def test_a_model_whose_columns_changed_gets_no_stale_lineage(tmp_path: Path) -> 
     [event] = cache.attach(iter([_event(SCHEMA_V2)]))
     assert _lineage(event) is None, "the old lineage does not describe the new columns"
     assert not ColumnLineageCache(path, fingerprint).reusable, "the next run works it out"
+
+
+def test_a_cache_filled_by_a_subset_is_not_reused_for_more(tmp_path: Path) -> None:
+    path = tmp_path / "lineage.json"
+    fingerprint = project_fingerprint(MANIFEST)
+    list(ColumnLineageCache(path, fingerprint).attach(iter([_event(SCHEMA_V1, LINEAGE_V1)])))
+    profiles, persons = "model.inboxgraph.profiles", "model.inboxgraph.persons"
+    assert ColumnLineageCache(path, fingerprint, building=[profiles]).reusable
+    wider = ColumnLineageCache(path, fingerprint, building=[profiles, persons])
+    assert not wider.reusable, "persons' lineage is not cached: it must be worked out"
+    # Working it out adds to what the cache holds.
+    persons_event = dg.Output(
+        None,
+        output_name="persons",
+        metadata={"unique_id": persons, SCHEMA: SCHEMA_V2, LINEAGE: LINEAGE_V1},
+    )
+    list(wider.attach(iter([persons_event])))
+    assert ColumnLineageCache(path, fingerprint, building=[profiles, persons]).reusable

@@ -187,13 +187,14 @@ LINKS = "intermediate.int_identity__links_collected"
 
 
 def _links(paths: Paths) -> list[tuple]:
-    return query(paths, f"select * from {LINKS} order by link_id")
+    # built_at is when a run wrote the row: a full refresh writes every row again.
+    return query(paths, f"select * exclude (built_at) from {LINKS} order by link_id")
 
 
 def _link(paths: Paths, left: tuple[str, str], right: tuple[str, str]) -> dict | None:
     with duckdb.connect(paths.warehouse, read_only=True) as con:
         frame = con.execute(
-            f"select * from {LINKS} where left_type = ? and left_value = ? "
+            f"select * exclude (built_at) from {LINKS} where left_type = ? and left_value = ? "
             "and right_type = ? and right_value = ?",
             [*left, *right],
         ).pl()
