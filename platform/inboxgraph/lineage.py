@@ -77,16 +77,21 @@ class ColumnLineageCache:
             if self.reusable:
                 held = self.models.get(unique_id)
                 if held is not None and held["schema"] == key:
-                    lineage = dg.deserialize_value(held["lineage"])
-                    event = event.with_metadata({**metadata, LINEAGE: lineage})
+                    if held["lineage"] is not None:
+                        lineage = dg.deserialize_value(held["lineage"])
+                        event = event.with_metadata({**metadata, LINEAGE: lineage})
                 else:
                     # Its columns changed: forgotten, so the next run that builds it works
                     # lineage out again.
                     self.models.pop(unique_id, None)
-            elif LINEAGE in metadata:
+            else:
+                # A model with no lineage (the Python model: sqlglot reads SQL only) is held
+                # too, so that the cache counts as holding every model of the run.
                 self.models[unique_id] = {
                     "schema": key,
-                    "lineage": dg.serialize_value(metadata[LINEAGE].value),
+                    "lineage": dg.serialize_value(metadata[LINEAGE].value)
+                    if LINEAGE in metadata
+                    else None,
                 }
             yield event
         self.save()

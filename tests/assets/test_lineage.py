@@ -95,3 +95,21 @@ def test_a_cache_filled_by_a_subset_is_not_reused_for_more(tmp_path: Path) -> No
     )
     list(wider.attach(iter([persons_event])))
     assert ColumnLineageCache(path, fingerprint, building=[profiles, persons]).reusable
+
+
+def test_a_model_without_lineage_is_held_so_the_cache_is_reused(tmp_path: Path) -> None:
+    path = tmp_path / "lineage.json"
+    fingerprint = project_fingerprint(MANIFEST)
+    python_model = dg.Output(
+        None,
+        output_name="resolved",
+        metadata={"unique_id": "model.inboxgraph.resolved", SCHEMA: SCHEMA_V1},
+    )
+    models = ["model.inboxgraph.profiles", "model.inboxgraph.resolved"]
+    first = ColumnLineageCache(path, fingerprint, building=models)
+    list(first.attach(iter([_event(SCHEMA_V1, LINEAGE_V1), python_model])))
+    second = ColumnLineageCache(path, fingerprint, building=models)
+    assert second.reusable, "the Python model has no lineage, and is held all the same"
+    profiles, resolved = second.attach(iter([_event(SCHEMA_V1), python_model]))
+    assert _lineage(profiles) == LINEAGE_V1
+    assert _lineage(resolved) is None
