@@ -49,7 +49,7 @@ def write_folder_atomic(target: Path, files: dict[str, bytes]) -> list[Path]:
 
     The files are written into a hidden sibling folder, each is fsynced, and the folder is
     renamed to ``target``: readers see every file or none, and a write that dies leaves only
-    the hidden folder, removed by the next write beside it. One rename for the lot, where a
+    the hidden folder, removed by the next write of the same folder. One rename for the lot, where a
     rename per file would mean a directory fsync per file. ``target`` must not exist yet.
     """
     if target.exists():
