@@ -90,8 +90,7 @@ def _csv_delta_files(
         ("remove", delta.removed, removed),
     ):
         if not rows.is_empty():
-            table = rows.select(**{header: expr for header, expr in columns.items()})
-            files[f"{segment}-{suffix}.csv"] = table.write_csv().encode()
+            files[f"{segment}-{suffix}.csv"] = rows.select(**columns).write_csv().encode()
     return files
 
 

@@ -10,14 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def commit(temporary: Path, target: Path) -> None:
     """Atomically replace ``target`` with ``temporary`` and make the rename durable."""
     os.replace(temporary, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    _fsync(target.parent)
 
 
 def write_atomic(
@@ -32,8 +37,7 @@ def write_atomic(
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         write(temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        _fsync(temporary)
         commit_fn(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -66,16 +70,8 @@ def write_folder_atomic(target: Path, files: dict[str, bytes]) -> list[Path]:
             (temporary / name).write_bytes(data)
         # fsync after writing them all: the kernel has flushed most of them by then.
         for name in files:
-            handle = os.open(temporary / name, os.O_RDONLY)
-            try:
-                os.fsync(handle)
-            finally:
-                os.close(handle)
-        directory = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            _fsync(temporary / name)
+        _fsync(temporary)
         commit(temporary, target)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

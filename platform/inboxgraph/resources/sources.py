@@ -185,13 +185,14 @@ class HubspotContactsSource(dg.ConfigurableResource):
         pages = _files_in(self.root, ".json")
         for page in pages:
             body = orjson.loads(store_for(page).read_bytes(page))
+            source_file = str(page)
             for position, contact in enumerate(body.get("results", []), start=1):
                 updated = _parse_iso(contact.get("updatedAt"))
                 if since is not None and (updated is None or updated < since):
                     continue
                 props = contact.get("properties") or {}
                 columns["_raw"].append(orjson.dumps(contact).decode())
-                columns["_source_file"].append(str(page))
+                columns["_source_file"].append(source_file)
                 columns["_line"].append(position)
                 columns["id"].append(None if contact.get("id") is None else str(contact["id"]))
                 for name in HUBSPOT_FIELDS:
