@@ -3,7 +3,6 @@
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -22,7 +21,6 @@ from inboxgraph.dbt_project import (
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
-from inboxgraph.partitions import received_date_of
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.stream import ensure_stream_table
 
@@ -92,35 +90,43 @@ INCREMENTAL_EVENT_MODELS = {
 }
 
 
-def relanded_event_dates(
-    instance: dg.DagsterInstance, lake: LakeResource, source: str = "web_events"
-) -> list[str]:
-    """Older received dates of ``source`` landed again since its incremental models were built.
+def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events") -> list[str]:
+    """Received dates of ``source`` landed since its incremental models' last builds started.
 
-    The models re-read the newest two received dates by themselves; a date before those (a
-    rewritten or late file) is named to them explicitly, so it is read again too. Dates are
-    counted from the oldest of the models' last builds, so a run that built only some of them
-    leaves nothing unread for the others.
+    The models read by themselves only the received dates newer than the newest they hold;
+    every date whose lake partition was written after a build began (a new day, a late or
+    rewritten file for a day they hold, a partition committed while dbt was running) is named
+    to them, so it is read again. Dates are counted from the oldest of the models' last builds,
+    so a run that built only some of them leaves nothing unread for the others.
     """
     builds = [
         instance.get_latest_materialization_event(key)
         for key in INCREMENTAL_EVENT_MODELS[source][0]
     ]
-    built = [event.timestamp for event in builds if event is not None]
-    if not built:
+    started = [_run_started(instance, event) for event in builds if event is not None]
+    if not started:
         return []
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["lake", source]), after_timestamp=min(built)),
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(["lake", source]), after_timestamp=min(started)
+        ),
         limit=10_000,
     ).records
-    dates = {r.asset_materialization.partition for r in records if r.asset_materialization}
-    landed = sorted(
-        day for day in map(received_date_of, lake.files("raw", source)) if day is not None
+    return sorted(
+        {
+            record.asset_materialization.partition
+            for record in records
+            if record.asset_materialization and record.asset_materialization.partition
+        }
     )
-    if not landed:
-        return []
-    reread_from = (date.fromisoformat(landed[-1]) - timedelta(days=1)).isoformat()
-    return sorted(d for d in dates if d is not None and d < reread_from)
+
+
+def _run_started(instance: dg.DagsterInstance, event: dg.EventLogEntry) -> float:
+    """When the run that logged ``event`` started (dbt read the lake after that, not before)."""
+    record = instance.get_run_record_by_id(event.run_id)
+    if record is not None and record.start_time is not None:
+        return record.start_time
+    return event.timestamp
 
 
 def _models_built(context: dg.AssetExecutionContext) -> list[str]:
@@ -161,9 +167,9 @@ def warehouse_dbt_models(
     # relanded_dates), not --vars: a new --vars value makes dbt parse the whole project again.
     settings = {"INBOXGRAPH_DBT_AS_OF": config.as_of}
     for source, (_, variable) in INCREMENTAL_EVENT_MODELS.items():
-        relanded = relanded_event_dates(context.instance, lake, source)
+        relanded = relanded_event_dates(context.instance, source)
         if relanded:
-            context.log.info(f"{source} dates landed again since the last build: {relanded}")
+            context.log.info(f"{source} dates landed since the last build: {relanded}")
         settings[variable] = json.dumps(relanded) if relanded else ""
     args = ["build"]
     if config.full_refresh:

@@ -1,15 +1,16 @@
 {#- The incremental event models (int_web__events_parsed, stg_esp__events) read only a window of
-    the lake's received dates: from the day before the newest one they hold, plus `relanded`
-    (older days landed again since their last build, macro relanded_dates). -#}
+    the lake's received dates: those after the newest one they hold, plus `relanded` (the days
+    landed since their last build began, macro relanded_dates: a late or rewritten file for a
+    day they hold is read again through it). -#}
 
-{#- Where an incremental run's window starts: the day before the newest `column` (a received
+{#- Where an incremental run's window starts: the day after the newest `column` (a received
     date) the model holds (`this`, its rows matching `where` if given); the epoch before the
     model holds any, or while parsing. -#}
 {% macro window_start(column='received_date', where=none) -%}
     {%- set start = '1970-01-01' %}
     {%- if execute %}
         {%- set start = run_query(
-            'select max(' ~ column ~ ') - 1 from ' ~ this ~ (' where ' ~ where if where else '')
+            'select max(' ~ column ~ ') + 1 from ' ~ this ~ (' where ' ~ where if where else '')
         ).columns[0].values()[0] or start %}
     {%- endif %}
     {{- return(start) }}
@@ -28,10 +29,14 @@
 {%- endmacro %}
 
 {#- True when `column` (a date) is in an incremental run's window: on or after `start`, or one
-    of the `extra_days` (ISO dates). -#}
+    of the `extra_days` (ISO dates). Only the extra days before `start` are named: DuckDB plans
+    a join on the window's rows far worse with an `or` in their filter (a semi join probing every
+    parsed event instead of the window's few), so the usual case, a new day, has none. -#}
 {% macro received_in_window(column, start, extra_days) -%}
     ({{ column }} >= cast('{{ start }}' as date)
-    {%- for day in extra_days %} or {{ column }} = cast('{{ day }}' as date){% endfor %})
+    {%- for day in extra_days | reject('ge', start | string) %}
+        or {{ column }} = cast('{{ day }}' as date)
+    {%- endfor %})
 {%- endmacro %}
 
 {#- The first received copy of each event in `landed` (a CTE of landed rows with event_id,

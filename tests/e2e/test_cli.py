@@ -63,24 +63,32 @@ def test_generate_then_run_builds_profiles_and_segments(platform_home: Paths) ->
     assert "ingest_events: all 100 received dates are already in the lake" in again.stdout
     assert "web_events  " not in again.stdout
 
-    # One day's file is rewritten (a late line appended): that day alone is landed again.
-    day_files = sorted((Path(platform_home.landing_url) / "web_events" / "2026-11-20").iterdir())
-    lines_before = sum(len(_read_lines(f)) for f in day_files)
-    with gzip.open(day_files[0], "ab") as handle:
-        handle.write(
-            b'{"type": "page", "messageId": "late-1", "anonymousId": "a-late", '
-            b'"timestamp": "2026-11-20T10:00:00Z"}\n'
-        )
+    # Two days' files are rewritten (a late line appended): an older day and the newest, which
+    # the incremental models hold and read again only because Dagster names them. Those two
+    # days alone are landed again.
+    web_landing = Path(platform_home.landing_url) / "web_events"
+    newest = sorted(p.name for p in web_landing.iterdir() if p.is_dir())[-1]
+    lines_before = 0
+    for day in ("2026-11-20", newest):
+        day_files = sorted((web_landing / day).iterdir())
+        lines_before += sum(len(_read_lines(f)) for f in day_files)
+        with gzip.open(day_files[0], "ab") as handle:
+            handle.write(
+                b'{"type": "page", "messageId": "late-%s", "anonymousId": "a-late", '
+                b'"timestamp": "2026-11-20T10:00:00Z"}\n' % day.encode()
+            )
     changed = _cli("run", "--as-of", "2026-11-28T00:00:00Z")
     assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
     assert "ingest_events: received dates 2026-11-20 .. 2026-11-20 (1 day)" in changed.stdout
+    assert f"ingest_events: received dates {newest} .. {newest} (1 day)" in changed.stdout
     (web_row,) = [line for line in changed.stdout.splitlines() if "web_events  " in line]
-    assert int(web_row.split()[1].replace(",", "")) == lines_before + 1
+    assert int(web_row.split()[1].replace(",", "")) == lines_before + 2
     with duckdb.connect(paths_warehouse(platform_home), read_only=True) as con:
         late = con.sql(
-            "select count(*) from intermediate.int_web__events_parsed where event_id = 'late-1'"
-        ).fetchone()[0]
-        assert late == 1
+            "select event_id, count(*) from intermediate.int_web__events_parsed "
+            "where event_id like 'late-%' group by 1 order by 1"
+        ).fetchall()
+        assert late == [("late-2026-11-20", 1), (f"late-{newest}", 1)]
 
 
 def _read_lines(path: Path) -> list[bytes]:

@@ -59,7 +59,7 @@ def test_incremental_parse_equals_a_full_refresh(platform_home: Paths) -> None:
     _dbt_run(paths)
     assert len(_parsed(paths)) == 7
 
-    # The next run's window is 11-04 onwards. A new day resends dup-a (first parsed from 11-01,
+    # The next run's window is after 11-05. A new day resends dup-a (first parsed from 11-01,
     # outside the window); 11-02 is landed again with an earlier copy of dup-b (parsed from
     # 11-03, outside the window too).
     _land(paths, "2026-11-06", "a.jsonl", ("m-06", "Ordinary"), ("dup-a", "resent copy"))
@@ -110,7 +110,7 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
     run_dbt(paths, "run", "--select", "stg_esp__events")
     assert len(_staged_esp(paths)) == 7
 
-    # As for the parse: the window is 11-04 onwards; dup-a is resent on a new day, and 11-02
+    # As for the parse: the window is after 11-05; dup-a is resent on a new day, and 11-02
     # lands again with an earlier copy of dup-b.
     _land_esp(paths, "2026-11-06", "a.jsonl", ("e-06", "processed"), ("dup-a", "click"))
     _land_esp(paths, "2026-11-02", "b.jsonl", ("e-02b", "bounce"), ("dup-b", "click"))

@@ -13,8 +13,8 @@
 --
 -- Incremental: a run recomputes only the people whose row can have changed, from all of their
 -- events (sessions need a person's events in order), and keeps everyone else's row:
---   * people with an event in the parse's window (received from the day before the newest day
---     this model has seen, or on a day landed again; macro relanded_dates);
+--   * people with an event in the parse's window (received after the newest day this model
+--     has seen, or on a day landed since its last build; macro relanded_dates);
 --   * people with an event the moved as-of now includes (after the previous as-of, up to this
 --     one); an as-of earlier than the previous one recomputes everyone;
 --   * people whose inputs_fingerprint changed: their user and anonymous ids (which events are

@@ -21,9 +21,9 @@
 -- Incremental: each kind of link comes from one source, and a run recomputes from all of their
 -- events only the links the new events can touch, keeping every other row:
 --   * web links of every user id, and of every anonymous id seen without a user id, in a parsed
---     event of the window (received from the day before the newest web day this model holds, or
---     on a web day landed again; macro relanded_dates). Every web link is made by events that
---     share its user id, or (without one) its anonymous id, so those events hold all of it;
+--     event of the window (received after the newest web day this model holds, or on a web
+--     day landed since its last build; macro relanded_dates). Every web link is made by events
+--     that share its user id, or (without one) its anonymous id, so those events hold all of it;
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
 --   * every CRM and shop link (small extracts, read whole each run); a CRM or shop link no
 --     longer extracted comes out as an empty row, which the post-hook deletes.

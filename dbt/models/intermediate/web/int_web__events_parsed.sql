@@ -9,8 +9,8 @@
 
 -- depends_on: {{ source('lake', 'web_events') }}
 -- The JSON payloads of web events unpacked once. An incremental run reads only the lake
--- partitions of its window: the newest received day and the one before, plus any older day
--- landed again since the last build (macro relanded_dates, set by Dagster). It keeps staging's
+-- partitions of its window: the received days after the newest one it holds, plus every day
+-- landed since the last build began (macro relanded_dates, set by Dagster). It keeps staging's
 -- rule that the first received copy of a message wins: a message already parsed from a day
 -- outside the window, received before its copy in the window, keeps its row.
 with
