@@ -264,7 +264,7 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
 
 def run_floor(script: Path) -> None:
     """Execute the floor script (in this process); its outputs land in ``<script>.duckdb``."""
-    from inboxgraph.identity import resolve
+    from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, resolve
 
     result = script.with_suffix(".duckdb")
     result.unlink(missing_ok=True)
@@ -289,7 +289,10 @@ def run_floor(script: Path) -> None:
             'from "warehouse"."intermediate"."int_identity__links_collected"'
         ).pl()
         resolved = resolve(links).identifiers.to_arrow()  # noqa: F841 (read by DuckDB)
-        con.execute(f"create table {relation} as select * from resolved")
+        con.execute(
+            f"create table {relation} as select *, {IDENTIFIER_ID_SQL} as identifier_id, "
+            f"{PERSON_ID_SQL} as person_id from resolved"
+        )
     con.execute(f"attach '{result}' as floor_result")
     for relation in OUTPUTS:
         con.execute(

@@ -25,6 +25,11 @@ from scipy.sparse.csgraph import connected_components
 ANCHOR_PRIORITY = ("user_id", "customer_id", "hubspot_id", "email", "anonymous_id")
 CONSTRAINED_TYPE = "user_id"
 SEPARATOR = "\x1f"
+# Each resolved identifier's id and stable person id (the hash of its person's anchor
+# identifier), as SQL over the resolver's identifiers: the identity model and the benchmark's
+# engine floor both add them.
+IDENTIFIER_ID_SQL = "identifier_type || ':' || identifier_value"
+PERSON_ID_SQL = "'p_' || left(md5(anchor_type || ':' || anchor_value), 20)"
 
 EDGE_SCHEMA = {
     "left_type": pl.String,

@@ -126,7 +126,8 @@ def _components(paths: Paths) -> list[tuple]:
     return query(
         paths,
         "select identifier_type, identifier_value, anchor_type, anchor_value, graph_component, "
-        "links_fingerprint from intermediate.int_identity__components_resolved order by all",
+        "links_fingerprint, identifier_id, person_id "
+        "from intermediate.int_identity__components_resolved order by all",
     )
 
 
@@ -181,6 +182,26 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
 
     _land_and_run(paths, "int_identity__components_resolved", "--full-refresh")
     assert _components(paths) == incremental
+
+
+def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home: Paths) -> None:
+    paths = platform_home
+    landing = Landing()
+    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
+    landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
+    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
+    landing.write(Path(paths.landing_url))
+    _land_and_run(paths, "int_identity__components_resolved")
+    built = _components(paths)
+    # A table from before the graph carried person ids: nothing new lands, yet every row is
+    # written again with them (the persons view reads them).
+    with duckdb.connect(paths.warehouse) as con:
+        for column in ("person_id", "identifier_id"):
+            con.execute(f"alter table intermediate.int_identity__components_resolved drop {column}")
+    _land_and_run(paths, "int_identity__persons_assigned")
+    assert _components(paths) == built
+    assert _person(paths, "anonymous_id", "anon-a") == _person(paths, "user_id", "user-a")
+    assert _person(paths, "anonymous_id", "anon-b") != _person(paths, "user_id", "user-a")
 
 
 LINKS = "intermediate.int_identity__links_collected"

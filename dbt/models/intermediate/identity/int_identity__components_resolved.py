@@ -12,11 +12,18 @@ gone) marks its old component: the run resolves the links of every marked compon
 identifiers and of the new ones, which holds every link those identifiers have (a link that
 did not change joins two identifiers of one component). Their rows are replaced; an identifier
 that is gone leaves an empty row, which the post-hook deletes. `--full-refresh` resolves all.
+
+Each row also carries its ``identifier_id`` and stable ``person_id`` (the hash of the person's
+anchor identifier), computed here for the rows a run replaces rather than again for every
+identifier by a table downstream: int_identity__persons_assigned is a view of these columns.
+A table built before those columns existed is resolved again whole.
 """
 
-from inboxgraph.identity import resolve
+from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, resolve
 
 LINK_COLUMNS = "left_type, left_value, right_type, right_value, first_observed_at"
+# Columns a held table must have for its rows to be kept; without them everything is resolved.
+TRACKED_COLUMNS = {"graph_component", "links_fingerprint", "person_id", "identifier_id"}
 KEY = "{side}_type || chr(31) || {side}_value"
 
 
@@ -91,7 +98,7 @@ def model(dbt, session):
     if dbt.is_incremental:
         this = str(dbt.this)
         columns = {row[0] for row in session.sql(f"describe {this}").fetchall()}
-        _affected(session, this, tracked="graph_component" in columns)
+        _affected(session, this, tracked=columns >= TRACKED_COLUMNS)
         in_affected = "in (select key from identity_affected)"
         links += (
             f" where {KEY.format(side='left')} {in_affected}"
@@ -102,7 +109,7 @@ def model(dbt, session):
             select
                 split_part(key, chr(31), 1),
                 substr(key, strpos(key, chr(31)) + 1),
-                null, null, null, null
+                null, null, null, null, null, null
             from identity_affected
             where not exists (
                 select 1 from identity_resolved_now as r
@@ -119,7 +126,9 @@ def model(dbt, session):
             r.anchor_type,
             r.anchor_value,
             r.graph_component,
-            f.links_fingerprint
+            f.links_fingerprint,
+            {IDENTIFIER_ID_SQL} as identifier_id,
+            {PERSON_ID_SQL} as person_id
         from identity_resolved_now as r
         left join identity_link_fingerprints as f
             on f.key = r.identifier_type || chr(31) || r.identifier_value

@@ -1,3 +1,7 @@
+-- A view: int_identity__components_resolved computes identifier_id and person_id for the rows
+-- each run replaces, so a table here would only copy every identifier again on every run.
+{{ config(materialized='view') }}
+
 -- A stable person_id per identifier: the hash of the person's anchor identifier, which stays
 -- the same while the person's identifiers do.
 with resolved as (
@@ -6,8 +10,8 @@ with resolved as (
 
 final as (
     select
-        identifier_type || ':' || identifier_value as identifier_id,
-        'p_' || left({{ dbt.hash("anchor_type || ':' || anchor_value") }}, 20) as person_id,
+        identifier_id,
+        person_id,
         identifier_type,
         identifier_value,
         anchor_type,
