@@ -136,6 +136,19 @@ def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
     return identifier_row(paths, table, "anchor_type, anchor_value", identifier_type, value)
 
 
+def _resolve(paths: Paths, *args: str) -> None:
+    """Land what is new, then build the graph and the identity marts."""
+    land(paths)
+    run_dbt(paths, "run", "--select", "+identity_links", "+identity_map", *args)
+
+
+def _identity_marts(paths: Paths) -> tuple[list[tuple], list[tuple]]:
+    return (
+        query(paths, "select * from marts.identity_links order by all"),
+        query(paths, "select * from marts.identity_map order by all"),
+    )
+
+
 def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Paths) -> None:
     paths = platform_home
     landing = Landing()
@@ -151,7 +164,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     landing.identify(datetime(2026, 11, 1, 14), "anon-p", None, email="p@example.com")
     landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
     landing.write(Path(paths.landing_url))
-    _land_and_run(paths, "int_identity__components_resolved")
+    _resolve(paths)
     assert _anchor(paths, "anonymous_id", "anon-p") == ("hubspot_id", "hs-p")
     assert _anchor(paths, "anonymous_id", "anon-s") == ("user_id", "user-s1")
     assert _anchor(paths, "anonymous_id", "anon-b") == ("anonymous_id", "anon-b")
@@ -168,7 +181,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     early = Landing()
     early.identify(datetime(2026, 11, 1, 10), anonymous_id="anon-s", user_id="user-s2")
     _received_on(paths, "2026-11-02", early)
-    _land_and_run(paths, "int_identity__components_resolved")
+    _resolve(paths)
     incremental = _components(paths)
 
     assert _anchor(paths, "anonymous_id", "anon-b") == ("user_id", "user-a")
@@ -180,8 +193,12 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     assert [row for row in incremental if row[1] == "anon-idle"] == idle
     assert all(row[2] is not None for row in incremental), "no empty rows are left"
 
-    _land_and_run(paths, "int_identity__components_resolved", "--full-refresh")
+    marts = _identity_marts(paths)
+
+    _resolve(paths, "--full-refresh")
     assert _components(paths) == incremental
+    # The identity marts, rebuilt only where an identifier was resolved again or a link written.
+    assert _identity_marts(paths) == marts
 
 
 def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home: Paths) -> None:

@@ -16,7 +16,9 @@ that is gone leaves an empty row, which the post-hook deletes. `--full-refresh` 
 Each row also carries its ``identifier_id`` and stable ``person_id`` (the hash of the person's
 anchor identifier), computed here for the rows a run replaces rather than again for every
 identifier by a table downstream: int_identity__persons_assigned is a view of these columns.
-A table built before those columns existed is resolved again whole.
+A table built before those columns existed is resolved again whole. ``resolved_at`` is when the
+row was written (after the run started): the identity marts rebuild only the identifiers, and
+the links between them, that the current run resolved again.
 """
 
 from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, resolve
@@ -109,7 +111,7 @@ def model(dbt, session):
             select
                 split_part(key, chr(31), 1),
                 substr(key, strpos(key, chr(31)) + 1),
-                null, null, null, null, null, null
+                null, null, null, null, null, null, null
             from identity_affected
             where not exists (
                 select 1 from identity_resolved_now as r
@@ -128,7 +130,8 @@ def model(dbt, session):
             r.graph_component,
             f.links_fingerprint,
             {IDENTIFIER_ID_SQL} as identifier_id,
-            {PERSON_ID_SQL} as person_id
+            {PERSON_ID_SQL} as person_id,
+            cast(get_current_timestamp() as timestamp) as resolved_at
         from identity_resolved_now as r
         left join identity_link_fingerprints as f
             on f.key = r.identifier_type || chr(31) || r.identifier_value

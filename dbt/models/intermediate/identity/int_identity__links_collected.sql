@@ -25,8 +25,11 @@
 --     day landed since its last build; macro relanded_dates). Every web link is made by events
 --     that share its user id, or (without one) its anonymous id, so those events hold all of it;
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
---   * every CRM and shop link (small extracts, read whole each run); a CRM or shop link no
---     longer extracted comes out as an empty row, which the post-hook deletes.
+--   * every CRM and shop link (small extracts, read whole each run), of which only those whose
+--     values changed are written; a CRM or shop link no longer extracted comes out as an empty
+--     row, which the post-hook deletes. (Rewriting the unchanged ones cost a million rows
+--     deleted and inserted a run at a million people, and would mark them all as changed for
+--     the identity links mart.)
 -- Events leave only through an erasure, which deletes their links too.
 -- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
 -- (The event tables are named where they are read, not as CTEs: a CTE read more than once is
@@ -208,6 +211,18 @@ collected as (
 final as (
     select * from collected
     {%- if tracked %}
+    where collected.source not in ('hubspot_contacts', 'shop_customers', 'shop_orders')
+        or not exists (
+            select 1
+            from {{ this }} as held
+            where held.link_id = collected.link_id
+                {%- for column in [
+                    'rule', 'source', 'source_record_id', 'first_observed_at', 'observations',
+                    'last_received_date'
+                ] %}
+                and held.{{ column }} is not distinct from collected.{{ column }}
+                {%- endfor %}
+        )
 
     union all
 
