@@ -144,7 +144,7 @@ def _resolve(paths: Paths, *args: str) -> None:
 
 def _identity_marts(paths: Paths) -> tuple[list[tuple], list[tuple]]:
     return (
-        query(paths, "select * from marts.identity_links order by all"),
+        query(paths, "select * exclude (written_at) from marts.identity_links order by all"),
         query(paths, "select * from marts.identity_map order by all"),
     )
 
@@ -181,6 +181,9 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     early = Landing()
     early.identify(datetime(2026, 11, 1, 10), anonymous_id="anon-s", user_id="user-s2")
     _received_on(paths, "2026-11-02", early)
+    # The graph is built in one run (as materializing it alone in the UI does), the marts in the
+    # next: they take in what changed since they were last built, not only in their own run.
+    _land_and_run(paths, "int_identity__components_resolved")
     _resolve(paths)
     incremental = _components(paths)
 
@@ -197,7 +200,7 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
 
     _resolve(paths, "--full-refresh")
     assert _components(paths) == incremental
-    # The identity marts, rebuilt only where an identifier was resolved again or a link written.
+    # The identity marts, rebuilt only where an identifier or a link changed.
     assert _identity_marts(paths) == marts
 
 

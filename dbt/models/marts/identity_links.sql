@@ -14,31 +14,36 @@
 -- whole, while each join's identifier type filter reaches the table scan.)
 --
 -- Incremental: a row changes only when its link does or when the person of one of its two
--- identifiers does, so a run rewrites the links int_identity__links_collected wrote in this run
--- (built_at) and the links of every identifier int_identity__components_resolved resolved again
--- in it (resolved_at, after the run started), and deletes the links that are gone (an empty row
--- each, deleted by the post-hook). Every other row is kept. A full refresh builds them all.
+-- identifiers does. Each row keeps written_at, when this model's build that wrote it began
+-- (after the graph's build in the same run had finished). A run rewrites the links that
+-- int_identity__links_collected wrote after the newest written_at (its built_at) and the links
+-- of every identifier int_identity__components_resolved resolved again after it (resolved_at),
+-- so the runs that built the graph without this mart are taken in too; it deletes the links
+-- that are gone (an empty row each, deleted by the post-hook) and keeps every other row. A full
+-- refresh builds them all, as does the first run on a table without written_at.
+{%- set tracked = is_incremental() and holds_column('written_at') %}
 with
-{% if is_incremental() %}
-resolved_now as (
+{% if tracked %}
+{%- set since = "(select max(written_at) from " ~ this ~ ")" %}
+resolved_since as (
     select identifier_type, identifier_value
     from {{ ref('int_identity__components_resolved') }}
-    where resolved_at >= {{ built_at() }}
+    where resolved_at > {{ since }}
 ),
 
 links as (
     select *
     from {{ ref('int_identity__links_collected') }} as collected
-    where collected.built_at >= {{ built_at() }}
+    where collected.built_at > {{ since }}
         or exists (
-            select 1 from resolved_now
-            where resolved_now.identifier_type = collected.left_type
-                and resolved_now.identifier_value = collected.left_value
+            select 1 from resolved_since
+            where resolved_since.identifier_type = collected.left_type
+                and resolved_since.identifier_value = collected.left_value
         )
         or exists (
-            select 1 from resolved_now
-            where resolved_now.identifier_type = collected.right_type
-                and resolved_now.identifier_value = collected.right_value
+            select 1 from resolved_since
+            where resolved_since.identifier_type = collected.right_type
+                and resolved_since.identifier_value = collected.right_value
         )
 ),
 {% else %}
@@ -60,7 +65,8 @@ final as (
         links.source_record_id,
         links.first_observed_at,
         links.observations,
-        left_person.person_id = right_person.person_id as applied
+        left_person.person_id = right_person.person_id as applied,
+        cast(get_current_timestamp() as timestamp) as written_at
     from links
     inner join {{ ref('int_identity__persons_assigned') }} as left_person
         on left_person.identifier_type = links.left_type
@@ -73,7 +79,7 @@ final as (
     union all
 
     -- Links no longer collected (a CRM or shop record no longer extracted, an erasure).
-    select held.link_id, null, null, null, null, null, null, null, null, null, null, null
+    select held.link_id, null, null, null, null, null, null, null, null, null, null, null, null
     from {{ this }} as held
     where not exists (
         select 1 from {{ ref('int_identity__links_collected') }} as collected

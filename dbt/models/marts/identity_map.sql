@@ -8,38 +8,34 @@
     )
 }}
 
--- depends_on: {{ ref('int_identity__components_resolved') }}
 -- One row per identifier: the person it belongs to.
--- Incremental: a run rewrites the identifiers int_identity__components_resolved resolved again
--- in it (resolved_at, after the run started) and deletes those that are gone (an empty row
--- each, deleted by the post-hook); every other identifier keeps its person, as the graph did.
-with persons as (
-    select * from {{ ref('int_identity__persons_assigned') }}
-    {%- if is_incremental() %}
-    where identifier_id in (
-        select identifier_id
-        from {{ ref('int_identity__components_resolved') }}
-        where resolved_at >= {{ built_at() }}
-    )
-    {%- endif %}
-),
-
-final as (
+-- Incremental: a run writes only the identifiers that are new or whose person changed, and
+-- deletes those that are gone (an empty row each, deleted by the post-hook), comparing the
+-- graph with the held rows, so it holds whatever the graph's runs changed since its own last
+-- build. (The persons are read by name: a CTE read twice is materialized whole.)
+with final as (
     select
-        identifier_id,
-        person_id,
-        identifier_type,
-        identifier_value
-    from persons
+        persons.identifier_id,
+        persons.person_id,
+        persons.identifier_type,
+        persons.identifier_value
+    from {{ ref('int_identity__persons_assigned') }} as persons
     {%- if is_incremental() %}
+    where not exists (
+        select 1
+        from {{ this }} as held
+        where held.identifier_id = persons.identifier_id
+            and held.person_id = persons.person_id
+    )
 
     union all
 
     select held.identifier_id, null, null, null
     from {{ this }} as held
     where not exists (
-        select 1 from {{ ref('int_identity__components_resolved') }} as resolved
-        where resolved.identifier_id = held.identifier_id
+        select 1
+        from {{ ref('int_identity__persons_assigned') }} as persons
+        where persons.identifier_id = held.identifier_id
     )
     {%- endif %}
 )

@@ -17,8 +17,8 @@ Each row also carries its ``identifier_id`` and stable ``person_id`` (the hash o
 anchor identifier), computed here for the rows a run replaces rather than again for every
 identifier by a table downstream: int_identity__persons_assigned is a view of these columns.
 A table built before those columns existed is resolved again whole. ``resolved_at`` is when the
-row was written (after the run started): the identity marts rebuild only the identifiers, and
-the links between them, that the current run resolved again.
+row was written: the identity links mart rewrites the links of the identifiers resolved again
+since its own last build.
 """
 
 from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, resolve
