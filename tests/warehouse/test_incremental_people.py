@@ -204,6 +204,23 @@ def test_incremental_identity_resolution_equals_a_full_refresh(platform_home: Pa
     assert _identity_marts(paths) == marts
 
 
+def test_an_empty_identity_links_mart_takes_in_every_link(platform_home: Paths) -> None:
+    paths = platform_home
+    landing = Landing()
+    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
+    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
+    landing.write(Path(paths.landing_url))
+    _resolve(paths)
+    built = _identity_marts(paths)
+    assert built[0], "the first build wrote links"
+    # A mart that holds no row has no newest write to count from: nothing new lands, and the
+    # next run writes every link again.
+    with duckdb.connect(paths.warehouse) as con:
+        con.execute("delete from marts.identity_links")
+    _resolve(paths)
+    assert _identity_marts(paths) == built
+
+
 def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home: Paths) -> None:
     paths = platform_home
     landing = Landing()

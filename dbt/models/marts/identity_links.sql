@@ -24,7 +24,8 @@
 {%- set tracked = is_incremental() and holds_column('written_at') %}
 with
 {% if tracked %}
-{%- set since = "(select max(written_at) from " ~ this ~ ")" %}
+{#- A mart holding no row counts from the epoch: every link is written. -#}
+{%- set since = "(select coalesce(max(written_at), timestamp '1970-01-01') from " ~ this ~ ")" %}
 resolved_since as (
     select identifier_type, identifier_value
     from {{ ref('int_identity__components_resolved') }}
