@@ -89,3 +89,12 @@
         on by_device.identifier_type = 'anonymous_id'
         and by_device.identifier_value = {{ events }}.anonymous_id
 {%- endmacro %}
+
+{#- True for the web events the person-level models read one by one (int_web__profile_events):
+    identify calls, products added to a cart and completed orders; false, never null, for the
+    rest. -#}
+{% macro is_profile_event() -%}
+    coalesce(
+        message_type = 'identify' or event_name in ('Product Added', 'Order Completed'), false
+    )
+{%- endmacro %}

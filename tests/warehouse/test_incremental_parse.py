@@ -79,6 +79,53 @@ def test_incremental_parse_equals_a_full_refresh(platform_home: Paths) -> None:
     assert _parsed(paths) == incremental
 
 
+PROFILE_EVENTS = "intermediate.int_web__profile_events"
+
+
+def _profile_events(paths: Paths) -> list[tuple]:
+    return _rows(paths, PROFILE_EVENTS, "event_name")
+
+
+def test_profile_events_follow_the_parse_incrementally(platform_home: Paths) -> None:
+    paths = platform_home
+    ensure_stream_table(LakeResource(url=paths.lake_url))
+    _land(paths, "2026-11-01", "a.jsonl", ("m-1", "Product Added"), ("m-2", "Product Viewed"))
+    _land(paths, "2026-11-03", "a.jsonl", ("m-3", "Order Completed"), ("dup", "Product Added"))
+    materialize_events(paths)
+    run_dbt(paths, "run", "--select", "+int_web__profile_events")
+    assert _profile_events(paths) == [
+        ("dup", "Product Added", "2026-11-03"),
+        ("m-1", "Product Added", "2026-11-01"),
+        ("m-3", "Order Completed", "2026-11-03"),
+    ]
+
+    # A new day is parsed in a run that does not build the profile events; then 11-02 lands
+    # with an earlier copy of `dup` that is no longer a cart add (the first received copy wins).
+    _land(paths, "2026-11-04", "a.jsonl", ("m-4", "Order Completed"), ("m-5", "Checkout"))
+    materialize_events(paths)
+    run_dbt(paths, "run", "--select", "int_web__events_parsed")
+    _land(paths, "2026-11-02", "b.jsonl", ("dup", "Product Viewed"))
+    materialize_events(paths)
+    run_dbt(
+        paths,
+        "run",
+        "--select",
+        "int_web__events_parsed",
+        "int_web__profile_events",
+        env={"INBOXGRAPH_DBT_RELANDED_DATES": json.dumps(["2026-11-02"])},
+    )
+    incremental = _profile_events(paths)
+    assert incremental == [
+        ("m-1", "Product Added", "2026-11-01"),
+        ("m-3", "Order Completed", "2026-11-03"),
+        ("m-4", "Order Completed", "2026-11-04"),
+    ]
+    assert _rows(paths, PARSED, "event_name")[0] == ("dup", "Product Viewed", "2026-11-02")
+
+    run_dbt(paths, "run", "--select", "int_web__profile_events", "--full-refresh")
+    assert _profile_events(paths) == incremental
+
+
 def _land_esp(paths: Paths, day: str, file: str, *events: tuple[str, str]) -> None:
     records = [
         {

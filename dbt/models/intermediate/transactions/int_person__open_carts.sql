@@ -1,6 +1,6 @@
 -- One row per person with a cart still open: what they added since their last order.
 with events as (
-    select * from {{ ref('int_web__events_attributed') }}
+    select * from {{ ref('int_web__profile_events_attributed') }}
 ),
 
 last_orders as (
