@@ -18,6 +18,7 @@ from inboxgraph.dbt_project import (
     dbt_project,
     ensure_manifest,
     release_duckdb_adapter,
+    with_table_metadata,
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
@@ -186,9 +187,11 @@ def warehouse_dbt_models(
             building=_models_built(context),
         )
         yield from lineage.attach(
-            completed_events(invocation)
-            .fetch_row_counts()
-            .fetch_column_metadata(with_column_lineage=not lineage.reusable)
+            with_table_metadata(
+                invocation,
+                completed_events(invocation),
+                with_column_lineage=not lineage.reusable,
+            )
         )
     finally:
         for name, value in saved.items():

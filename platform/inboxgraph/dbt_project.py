@@ -110,6 +110,67 @@ def completed_events(invocation: DbtCliInvocation) -> DbtEventIterator[Any]:
     return DbtEventIterator(replay(), dbt_cli_invocation=invocation)
 
 
+def with_table_metadata(
+    invocation: DbtCliInvocation, events: DbtEventIterator[Any], with_column_lineage: bool
+) -> Iterator[Any]:
+    """``events`` with the row counts and column schemas of the models built, as dagster-dbt's
+    ``fetch_row_counts`` and ``fetch_column_metadata`` attach them.
+
+    dagster-dbt reads them through dbt's adapter, one adapter connection per model and per
+    fetch: on DuckDB about 5 s a run at any size, spent setting connections up (the queries
+    take milliseconds). Once dbt has exited (``completed_events``), one read-only connection
+    reads them all here, with dbt-duckdb's own column types. Column lineage, which needs
+    dagster-dbt's sqlglot analysis (a checkout's first build, see inboxgraph.lineage), and any
+    other adapter still go through dagster-dbt, as does a warehouse this process cannot open.
+    """
+    import duckdb
+
+    def dagster_dbt() -> Iterator[Any]:
+        return events.fetch_row_counts().fetch_column_metadata(
+            with_column_lineage=with_column_lineage
+        )
+
+    adapter = invocation.adapter
+    if with_column_lineage or type(adapter).__name__ != "DuckDBAdapter":
+        return dagster_dbt()
+    try:
+        connection = duckdb.connect(adapter.config.credentials.path, read_only=True)
+    except duckdb.Error:
+        return dagster_dbt()
+    return _table_metadata(invocation, events, connection)
+
+
+def _table_metadata(
+    invocation: DbtCliInvocation, events: Iterator[Any], connection: Any
+) -> Iterator[Any]:
+    import dagster as dg
+    from dagster._core.definitions.metadata import TableMetadataSet
+    from dagster_dbt.asset_utils import default_metadata_from_dbt_resource_props
+    from dbt.adapters.duckdb.column import DuckDBColumn
+
+    nodes = invocation.manifest["nodes"]
+    adapter_type = invocation.manifest.get("metadata", {}).get("adapter_type")
+    with connection:
+        for event in events:
+            unique_id = event.metadata.get("unique_id")
+            node = nodes.get(getattr(unique_id, "value", unique_id))
+            if not isinstance(event, dg.Output | dg.AssetMaterialization) or node is None:
+                yield event
+                continue
+            relation = node["relation_name"]
+            added: dict[str, Any] = {}
+            if node["config"]["materialized"] != "view":
+                (count,) = connection.execute(f"select count(*) from {relation}").fetchone()
+                added.update(TableMetadataSet(row_count=count, storage_kind=adapter_type))
+            columns = {
+                # dbt-duckdb's get_columns_in_relation: `describe`, then its Column's type name.
+                name: {"data_type": DuckDBColumn(name, data_type, None, None, None).data_type}
+                for name, data_type, *_ in connection.execute(f"describe {relation}").fetchall()
+            }
+            added.update(default_metadata_from_dbt_resource_props({"columns": columns}))
+            yield event.with_metadata({**event.metadata, **added})
+
+
 def release_duckdb_adapter() -> None:
     """Close the DuckDB database that dagster-dbt's in-process adapter opened, and the adapter.
 

@@ -13,10 +13,18 @@ import duckdb
 import orjson
 import polars as pl
 import pytest
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from assets.activation import EXPORT_KEYS, activation_assets
 from inboxgraph.activation import BRAZE_BATCH_LIMIT
-from inboxgraph.dbt_project import dbt_project
+from inboxgraph.dbt_project import (
+    ProjectDbtCliResource,
+    completed_events,
+    dbt_executable,
+    dbt_project,
+    release_duckdb_adapter,
+    with_table_metadata,
+)
 from inboxgraph.definitions import defs
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.runner import RunSummary, prepare_instance, run_pipeline
@@ -240,7 +248,9 @@ def test_the_as_of_reaches_dbt_without_a_full_parse(pipeline: tuple[Paths, RunSu
     """The run's as-of reaches dbt through the environment. Given as --vars (which the project
     was not parsed with), it would make dbt parse the whole project again on every run."""
     paths, summary = pipeline
-    (log,) = Path(dbt_project.target_path).glob(
+    # (target_path is relative to the project: dagster-dbt's threaded metadata fetches change
+    # the working directory to the project and could leave it there, which hid that.)
+    (log,) = (dbt_project.project_dir / dbt_project.target_path).glob(
         f"warehouse_dbt_models-{summary.run_ids[-1][:7]}-*/dbt.log"
     )
     text = log.read_text()
@@ -269,3 +279,38 @@ def test_a_rerun_carries_the_column_lineage_from_the_cache(
     assert "model.inboxgraph.customer_profiles" in cache["models"]
     rerun(paths)
     assert lineage() == first
+
+
+def test_table_metadata_is_what_dagster_dbt_attaches(
+    pipeline: tuple[Paths, RunSummary], tmp_path: Path
+) -> None:
+    """The row counts and column schemas read in one connection after dbt exits are the ones
+    dagster-dbt's fetches attach through dbt's adapter, event for event."""
+    dbt = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    # A view and two incremental tables with nothing new: the warehouse stays as it was.
+    models = ["stg_hubspot__contacts", "int_web__events_parsed", "int_web__profile_events"]
+    invocation = dbt.cli(
+        ["run", "--select", " ".join(models)],
+        manifest=dbt_project.manifest_path,
+        target_path=tmp_path / "target",
+    )
+    events = list(completed_events(invocation))
+    try:
+        ours = with_table_metadata(invocation, DbtEventIterator(iter(events), invocation), False)
+        assert not isinstance(ours, DbtEventIterator), "read in one connection, not dagster-dbt's"
+        ours = list(ours)
+        theirs = list(
+            DbtEventIterator(iter(events), invocation)
+            .fetch_row_counts()
+            .fetch_column_metadata(with_column_lineage=False)
+        )
+    finally:
+        release_duckdb_adapter()
+    assert len(ours) == len(theirs) == len(models)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine.metadata == reference.metadata
+    counts = {e.metadata["unique_id"].value: e.metadata.get("dagster/row_count") for e in ours}
+    parsed = _sql(pipeline[0], "select count(*) from intermediate.int_web__events_parsed")
+    assert counts["model.inboxgraph.int_web__events_parsed"].value == parsed[0][0] > 0
+    assert counts["model.inboxgraph.stg_hubspot__contacts"] is None, "a view is not counted"
+    assert all("dagster/column_schema" in e.metadata for e in ours)

@@ -2,13 +2,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
 
-from assets.quality import run_received_dates
-from inboxgraph.quality.soda import MART_CONTRACTS, contracts, lake_connection, verify
+from assets.quality import lake_contracts, run_received_dates
+from inboxgraph.quality.soda import (
+    MART_CONTRACTS,
+    contracts,
+    lake_connection,
+    lake_views,
+    verify,
+)
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.wiring import source_resources
+from inboxgraph.settings import Paths
+from tests.assets.lake_helpers import partitioned_assets
+from tests.warehouse.scenario import write_lines
 
 EMAIL = "'^[a-z0-9._%+''\\-]+@[a-z0-9\\-]+(\\.[a-z0-9\\-]+)*\\.[a-z]{2,}$'"
 CONTRACT = f"""
@@ -120,5 +131,38 @@ def test_a_run_that_landed_some_dates_checks_only_those(tmp_path: Path) -> None:
     assert rows_seen(one_day) == {"web_events": 4, "hubspot_contacts": 2}
     assert run_received_dates({"inboxgraph/trigger": "cli"}) is None
     assert rows_seen(None) == {"web_events": 7, "hubspot_contacts": 2}
-    # Nothing landed on the named dates: the whole table is checked.
-    assert rows_seen(("2026-11-09", "2026-11-09"))["web_events"] == 7
+    # Nothing landed on the named dates: nothing of the table is new, so it gets no view.
+    with lake_connection(lake, ["web_events"], ("2026-11-09", "2026-11-09"), partitioned) as c:
+        assert lake_views(c) == set()
+    with lake_connection(lake, ["web_events"], None, partitioned) as c:
+        assert lake_views(c) == {"web_events"}
+
+
+def test_a_day_with_nothing_landed_has_no_row_to_check(platform_home: Paths) -> None:
+    web = {"type": "track", "anonymousId": "anon-1", "event": "Viewed"}
+    for day in ("2026-11-01", "2026-11-02"):
+        records = [{**web, "messageId": f"{day}-m", "timestamp": f"{day}T10:00:00Z"}]
+        write_lines(platform_home, "web_events", day, "a.jsonl", records)
+    esp = {"email": "reader@example.com", "timestamp": 1_793_000_000, "event": "delivered"}
+    write_lines(
+        platform_home, "esp_events", "2026-11-01", "a.jsonl", [{**esp, "sg_event_id": "e1"}]
+    )
+
+    def contracts_of(day: str) -> dict[str, dg.AssetCheckEvaluation]:
+        result = dg.materialize(
+            [*partitioned_assets(), lake_contracts],
+            resources=source_resources(),
+            instance=dg.DagsterInstance.ephemeral(),
+            tags={"dagster/partition": day},
+        )
+        return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+
+    first = contracts_of("2026-11-01")
+    assert all(e.passed and e.metadata["checks_total"].value > 0 for e in first.values())
+    # No ESP event on 11-02: its empty partition has nothing new to check; the web day is.
+    second = contracts_of("2026-11-02")
+    assert second["esp_events"].passed
+    assert second["esp_events"].description == "nothing landed on 2026-11-02: no row to check"
+    assert second["esp_events"].metadata["rows_checked"].value == 0
+    assert second["web_events"].passed
+    assert second["web_events"].metadata["checks_total"].value > 0

@@ -98,7 +98,8 @@ def lake_connection(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with a view ``lake.<source>`` over each raw table; for the
     ``partitioned`` sources only over the received dates ``received`` (first, last), when
-    given."""
+    given. A source without files there gets no view (``lake_views`` names those that have
+    one): a partitioned source with nothing landed on those dates has nothing new to check."""
     connection = duckdb.connect()
     configure_duckdb(connection, lake.location)
     connection.execute("create schema lake")
@@ -106,9 +107,7 @@ def lake_connection(
         files = lake.files("raw", source)
         if received is not None and source in partitioned:
             first, last = received
-            in_range = [f for f in files if first <= (received_date_of(f) or "") <= last]
-            # A source with nothing landed on those dates is checked whole.
-            files = in_range or files
+            files = [f for f in files if first <= (received_date_of(f) or "") <= last]
         if not files:
             continue
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
@@ -117,3 +116,13 @@ def lake_connection(
             "hive_partitioning = true, union_by_name = true)"
         )
     return connection
+
+
+def lake_views(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    """The lake tables ``lake_connection`` made a view of."""
+    return {
+        name
+        for (name,) in connection.execute(
+            "select table_name from information_schema.tables where table_schema = 'lake'"
+        ).fetchall()
+    }
