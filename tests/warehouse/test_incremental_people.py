@@ -313,6 +313,22 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     assert _link(paths, ("customer_id", "7"), ("email", "shopper2@example.com")) is not None
     assert _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle")) == idle
     assert all(row[1] is not None for row in incremental), "no empty rows are left"
+    # The next day's links were merged with their held rows: nothing was counted twice.
+    _land_and_run(paths, "int_identity__links_collected", "--full-refresh")
+    assert _links(paths) == incremental
+
+    # A late file for a day the links hold (named by Dagster as landed again): the links of its
+    # identifiers are counted again from all of their events, not merged.
+    late = Landing()
+    late.page(datetime(2026, 11, 1, 15), anonymous_id="anon-idle")
+    late.page(datetime(2026, 11, 1, 16), anonymous_id="anon-b")
+    _received_on(paths, "2026-11-01", late)
+    relanded = {"INBOXGRAPH_DBT_RELANDED_DATES": '["2026-11-01"]'}
+    _land_and_run(paths, "int_identity__links_collected", env=relanded)
+    incremental = _links(paths)
+    idle_now = _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle"))
+    assert idle_now["observations"] == 2
+    assert _link(paths, ("anonymous_id", "anon-b"), ("anonymous_id", "anon-b"))["observations"] == 4
 
     _land_and_run(paths, "int_identity__links_collected", "--full-refresh")
     assert _links(paths) == incremental

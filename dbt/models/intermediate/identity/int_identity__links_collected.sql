@@ -20,10 +20,13 @@
 --
 -- Incremental: each kind of link comes from one source, and a run recomputes from all of their
 -- events only the links the new events can touch, keeping every other row:
---   * web links of every user id, and of every anonymous id seen without a user id, in a parsed
---     event of the window (received after the newest web day this model holds, or on a web
---     day landed since its last build; macro relanded_dates). Every web link is made by events
---     that share its user id, or (without one) its anonymous id, so those events hold all of it;
+--   * web links made by a parsed event of the window (received after the newest web day this
+--     model holds): each is merged with its held row (earliest event, summed observations,
+--     newest day), since the window's events were never counted. When a web day this model
+--     holds is landed again (macro relanded_dates), events it counted may have changed, so the
+--     web links of every user id, and of every anonymous id seen without a user id, in the
+--     window and those days are recomputed from all of their events instead (every web link is
+--     made by events that share its user id, or without one its anonymous id);
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
 --   * every CRM and shop link (small extracts, read whole each run), of which only those whose
 --     values changed are written; a CRM or shop link no longer extracted comes out as an empty
@@ -40,6 +43,14 @@ with
 {% if tracked %}
 {%- set web_start = window_start('last_received_date', "source = 'web_events'") %}
 {%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
+{%- set merge_web = not (relanded_dates('web_events') | reject('ge', web_start | string) | list) %}
+{%- if merge_web %}
+web_events as (
+    select *
+    from {{ ref('int_web__events_parsed') }}
+    where received_date >= cast('{{ web_start }}' as date)
+),
+{%- else %}
 window_web as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
@@ -58,6 +69,7 @@ web_events as (
     where user_id is null
         and anonymous_id in (select anonymous_id from window_web where user_id is null)
 ),
+{%- endif %}
 
 esp_touched as (
     select *
@@ -208,8 +220,46 @@ collected as (
     group by left_type, left_value, right_type, right_value
 ),
 
-final as (
+{%- if tracked and merge_web %}
+
+-- The window's web links with what their held rows counted before. (Only web links are held
+-- with source web_events. Testing the window's side in the join condition instead made DuckDB
+-- plan a join that ran for minutes at a million people.)
+merged as (
+    select
+        collected.link_id,
+        collected.left_type,
+        collected.left_value,
+        collected.right_type,
+        collected.right_value,
+        {%- for column in ['rule', 'source', 'source_record_id', 'first_observed_at'] %}
+        case
+            when held.link_id is null
+                or collected.first_observed_at < held.first_observed_at
+                or (collected.first_observed_at = held.first_observed_at
+                    and collected.source_record_id < held.source_record_id)
+                then collected.{{ column }}
+            else held.{{ column }}
+        end as {{ column }},
+        {%- endfor %}
+        collected.observations + coalesce(held.observations, 0) as observations,
+        greatest(
+            collected.last_received_date,
+            coalesce(held.last_received_date, collected.last_received_date)
+        ) as last_received_date
+    from collected
+    left join {{ this }} as held
+        on held.link_id = collected.link_id and held.source = 'web_events'
+),
+{%- else %}
+
+merged as (
     select * from collected
+),
+{%- endif %}
+
+final as (
+    select * from merged as collected
     {%- if tracked %}
     where collected.source not in ('hubspot_contacts', 'shop_customers', 'shop_orders')
         or not exists (
