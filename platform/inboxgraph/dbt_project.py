@@ -121,7 +121,9 @@ def with_table_metadata(
     take milliseconds). Once dbt has exited (``completed_events``), one read-only connection
     reads them all here, with dbt-duckdb's own column types. Column lineage, which needs
     dagster-dbt's sqlglot analysis (a checkout's first build, see inboxgraph.lineage), and any
-    other adapter still go through dagster-dbt, as does a warehouse this process cannot open.
+    other adapter still go through dagster-dbt, as do a profile that loads extensions, secrets
+    or attachments (a view over an S3 lake binds only with them) and a warehouse this process
+    cannot open.
     """
     import duckdb
 
@@ -133,8 +135,12 @@ def with_table_metadata(
     adapter = invocation.adapter
     if with_column_lineage or type(adapter).__name__ != "DuckDBAdapter":
         return dagster_dbt()
+    credentials = adapter.config.credentials
+    if any(getattr(credentials, name, None) for name in ("extensions", "secrets", "attach")):
+        # The profile's `s3` output: views over the lake need its httpfs secret to bind.
+        return dagster_dbt()
     try:
-        connection = duckdb.connect(adapter.config.credentials.path, read_only=True)
+        connection = duckdb.connect(credentials.path, read_only=True)
     except duckdb.Error:
         return dagster_dbt()
     return _table_metadata(invocation, events, connection)
