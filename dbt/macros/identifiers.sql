@@ -90,6 +90,30 @@
         and by_device.identifier_value = {{ events }}.anonymous_id
 {%- endmacro %}
 
+{#- `events` (a relation of web events) up to as-of, each with the person it belongs to by
+    web_event_person_joins; events that belong to no one are left out. -#}
+{% macro web_events_attributed(events) -%}
+with events as (
+    select * from {{ events }}
+    where occurred_at <= {{ as_of() }}
+),
+
+persons as (
+    select * from {{ ref('int_identity__persons_assigned') }}
+),
+
+final as (
+    select
+        events.*,
+        coalesce(by_user.person_id, by_device.person_id) as person_id
+    from events
+    {{ web_event_person_joins('events', 'persons') }}
+)
+
+select * from final
+where person_id is not null
+{%- endmacro %}
+
 {#- True for the web events the person-level models read one by one (int_web__profile_events):
     identify calls, products added to a cart and completed orders; false, never null, for the
     rest. -#}

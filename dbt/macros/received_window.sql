@@ -16,6 +16,13 @@
     {{- return(start) }}
 {%- endmacro %}
 
+{#- The newest `column` (a timestamp) of the model's rows (`this`), as a scalar subquery; the
+    epoch while it holds none, so a table emptied (or never filled) takes in every row again
+    instead of comparing with null and taking in none. -#}
+{% macro newest_held(column) -%}
+    (select coalesce(max({{ column }}), timestamp '1970-01-01') from {{ this }})
+{%- endmacro %}
+
 {#- True when the model's table (`this`) has `column`: a table built before the column existed
     lacks it, and its incremental run starts over as if the table were empty. -#}
 {% macro holds_column(column) -%}

@@ -25,7 +25,7 @@
 with
 {% if tracked %}
 {#- A mart holding no row counts from the epoch: every link is written. -#}
-{%- set since = "(select coalesce(max(written_at), timestamp '1970-01-01') from " ~ this ~ ")" %}
+{%- set since = newest_held('written_at') %}
 resolved_since as (
     select identifier_type, identifier_value
     from {{ ref('int_identity__components_resolved') }}

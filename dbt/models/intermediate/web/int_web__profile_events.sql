@@ -24,9 +24,7 @@ with parsed as (
     select * from {{ ref('int_web__events_parsed') }}
     {%- if tracked %}
     {#- A table holding no row counts from the epoch: every parsed event is read. #}
-    where built_at > (
-        select coalesce(max(built_at), timestamp '1970-01-01') from {{ this }}
-    )
+    where built_at > {{ newest_held('built_at') }}
     {%- else %}
     where {{ is_profile_event() }}
     {%- endif %}
