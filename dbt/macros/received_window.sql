@@ -16,11 +16,24 @@
     {{- return(start) }}
 {%- endmacro %}
 
-{#- The newest `column` (a timestamp) of the model's rows (`this`), as a scalar subquery; the
-    epoch while it holds none, so a table emptied (or never filled) takes in every row again
-    instead of comparing with null and taking in none. -#}
+{#- The newest `column` (a timestamp) of the model's rows (`this`), as a literal read before the
+    model's query runs (macro held_max); the epoch while it holds none, so a table emptied (or
+    never filled) takes in every row again instead of comparing with null and taking in none. -#}
 {% macro newest_held(column) -%}
-    (select coalesce(max({{ column }}), timestamp '1970-01-01') from {{ this }})
+    cast('{{ held_max(column) or "1970-01-01" }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{#- The newest `column` of the model's rows (`this`), as text for a literal in the compiled SQL;
+    none while it holds none (or while parsing). A constant bound lets DuckDB skip the row
+    groups outside it by their min and max, where a scalar subquery reads every row. -#}
+{% macro held_max(column) -%}
+    {%- set value = none %}
+    {%- if execute %}
+        {%- set value = run_query(
+            'select cast(max(' ~ column ~ ') as varchar) from ' ~ this
+        ).columns[0].values()[0] %}
+    {%- endif %}
+    {{- return(value) }}
 {%- endmacro %}
 
 {#- True when the model's table (`this`) has `column`: a table built before the column existed

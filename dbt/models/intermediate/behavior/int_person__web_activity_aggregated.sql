@@ -52,27 +52,34 @@ inputs as (
 {#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
 {%- set tracked = holds_column('inputs_fingerprint') %}
 {%- set start = window_start('last_received_date') if tracked else '1970-01-01' %}
+{#- The as-of of the previous build (none when the table holds no row). -#}
+{%- set previous_as_of = held_max('computed_as_of') if tracked else none %}
 held as (
     {%- if tracked %}
-    select person_id, inputs_fingerprint, computed_as_of from {{ this }}
+    select person_id, inputs_fingerprint from {{ this }}
     {%- else %}
     select
         person_id,
-        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint,
-        cast(null as {{ dbt.type_timestamp() }}) as computed_as_of
+        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint
     from {{ this }}
     {%- endif %}
 ),
 
-previous as (
-    select max(computed_as_of) as as_of from held
-),
-
+-- Two reads with a constant range each: with the ranges or-ed, or the previous as-of read by a
+-- subquery, DuckDB scanned all parsed events instead of the row groups in range.
 new_events as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
     where {{ received_in_window('received_date', start, relanded_dates('web_events')) }}
-        or (occurred_at > (select as_of from previous) and occurred_at <= {{ as_of() }})
+    {%- if previous_as_of is not none %}
+
+    union all
+
+    select user_id, anonymous_id
+    from {{ ref('int_web__events_parsed') }}
+    where occurred_at > cast('{{ previous_as_of }}' as {{ dbt.type_timestamp() }})
+        and occurred_at <= {{ as_of() }}
+    {%- endif %}
 ),
 
 affected as (
@@ -87,7 +94,9 @@ affected as (
     from inputs
     left join held using (person_id)
     where held.inputs_fingerprint is distinct from inputs.inputs_fingerprint
-        or {{ as_of() }} < (select as_of from previous)
+        {%- if previous_as_of is not none %}
+        or {{ as_of() }} < cast('{{ previous_as_of }}' as {{ dbt.type_timestamp() }})
+        {%- endif %}
 
     union
 
