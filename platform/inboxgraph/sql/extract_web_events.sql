@@ -2,12 +2,14 @@
 -- input row, in input order (the caller puts the raw columns beside it).
 -- Each document is parsed once into a struct of its top-level fields (text, or JSON text where
 -- the type is checked), plus once for its key list. Invalid JSON, or JSON that is not an
--- object, yields nulls (json_ok = false).
+-- object, yields nulls (json_ok = false). Invalid documents are told apart by json_valid before
+-- from_json sees them: an error inside try() makes DuckDB evaluate the whole vector again row
+-- by row, and with a bad line in most vectors of 2,048 that doubled the parse.
 with parsed as (
     select
         _raw,
         _line,
-        case when starts_with(ltrim(_raw), '{') then try(from_json(_raw, '{
+        case when starts_with(ltrim(_raw), '{') and json_valid(_raw) then try(from_json(_raw, '{
             "messageId": "JSON", "type": "VARCHAR", "anonymousId": "VARCHAR",
             "userId": "VARCHAR", "event": "VARCHAR", "name": "VARCHAR", "previousId": "VARCHAR",
             "groupId": "VARCHAR", "timestamp": "JSON", "sentAt": "VARCHAR",
