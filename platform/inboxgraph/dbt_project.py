@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -91,9 +92,10 @@ def completed_events(invocation: DbtCliInvocation) -> DbtEventIterator[Any]:
     raised after the events that came before it, as dagster-dbt does. Another adapter's events
     stream as they come.
     """
+    if not _on_duckdb(invocation):
+        dbt_core_adapter(invocation)  # dagster-dbt's fetches use it while dbt runs
+        return invocation.stream()
     stream = invocation.stream()
-    if type(invocation.adapter).__name__ != "DuckDBAdapter":
-        return stream
     events: list[Any] = []
     error: Exception | None = None
     try:
@@ -128,14 +130,18 @@ def with_table_metadata(
     import duckdb
 
     def dagster_dbt() -> Iterator[Any]:
+        dbt_core_adapter(invocation)
         return events.fetch_row_counts().fetch_column_metadata(
             with_column_lineage=with_column_lineage
         )
 
-    adapter = invocation.adapter
-    if with_column_lineage or type(adapter).__name__ != "DuckDBAdapter":
+    if with_column_lineage or not _on_duckdb(invocation):
         return dagster_dbt()
-    credentials = adapter.config.credentials
+    credentials = (
+        invocation.adapter.config.credentials
+        if invocation.adapter is not None
+        else _profile_credentials(invocation)
+    )
     if any(getattr(credentials, name, None) for name in ("extensions", "secrets", "attach")):
         # The profile's `s3` output: views over the lake need its httpfs secret to bind.
         return dagster_dbt()
@@ -201,19 +207,72 @@ def release_duckdb_adapter() -> None:
 
 
 class ProjectDbtCliResource(DbtCliResource):
-    """dagster-dbt's dbt resource, without a ``dbt --version`` process on every run.
+    """dagster-dbt's dbt resource, without a ``dbt --version`` process on every run and
+    without setting dbt's adapter up in this process before dbt starts.
 
     dagster-dbt learns the dbt version by running ``dbt --version`` once per resource, which
     is once per run: 3 to 4 s of imports before dbt starts. The dbt beside this interpreter
     (:func:`dbt_executable`) is the installed dbt-core package, whose version is read from its
     metadata instead. Any other executable is asked, as dagster-dbt does.
+
+    dagster-dbt also sets up a dbt adapter in this process on every command (loading the
+    profile, the project and dbt's macros: about 1.4 s) for its row count and column fetches.
+    On the local DuckDB profile those are read without it (:func:`with_table_metadata`), and a
+    parse never needs it, so it is set up on first use instead (:func:`dbt_core_adapter`).
     """
+
+    def _initialize_dbt_core_adapter(self, args: Any) -> Any:
+        return None
 
     @cached_property
     def _cli_version(self) -> version.Version:
         if Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
             return version.parse(installed_version("dbt-core"))
         return super()._cli_version
+
+
+def _on_duckdb(invocation: DbtCliInvocation) -> bool:
+    if invocation.adapter is not None:
+        return type(invocation.adapter).__name__ == "DuckDBAdapter"
+    return invocation.manifest.get("metadata", {}).get("adapter_type") == "duckdb"
+
+
+def dbt_core_adapter(invocation: DbtCliInvocation) -> Any:
+    """The dbt adapter of ``invocation``'s project in this process (dagster-dbt's fetches read
+    through it), set up on first use: :class:`ProjectDbtCliResource` defers it. None, with a
+    warning, when it cannot be set up, as dagster-dbt has it."""
+    if invocation.adapter is None:
+        from dagster_dbt.core.resource import pushd
+
+        resource = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+        with pushd(os.fspath(invocation.project_dir)):
+            try:
+                # dagster-dbt's own set-up, which the resource above defers.
+                invocation.adapter = DbtCliResource._initialize_dbt_core_adapter(
+                    resource, list(invocation.process.args)
+                )
+            except Exception:
+                logging.getLogger(__name__).warning(
+                    "could not set up the dbt adapter in this process", exc_info=True
+                )
+    return invocation.adapter
+
+
+def _profile_credentials(invocation: DbtCliInvocation) -> Any:
+    """The credentials of the dbt profile ``invocation`` ran with, read as dagster-dbt reads
+    them to set its adapter up, without the adapter."""
+    from argparse import Namespace
+
+    from dagster_dbt.core.resource import pushd
+    from dbt.config.runtime import load_profile
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    project_dir = os.fspath(invocation.project_dir)
+    set_invocation_context(os.environ.copy())
+    set_from_args(Namespace(profiles_dir=os.fspath(DBT_PROJECT_DIR)), None)
+    with pushd(project_dir):
+        return load_profile(project_dir, {}, None, None).credentials
 
 
 def dbt_executable() -> str:

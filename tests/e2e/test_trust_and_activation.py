@@ -20,6 +20,7 @@ from inboxgraph.activation import BRAZE_BATCH_LIMIT
 from inboxgraph.dbt_project import (
     ProjectDbtCliResource,
     completed_events,
+    dbt_core_adapter,
     dbt_executable,
     dbt_project,
     release_duckdb_adapter,
@@ -299,6 +300,8 @@ def test_table_metadata_is_what_dagster_dbt_attaches(
         ours = with_table_metadata(invocation, DbtEventIterator(iter(events), invocation), False)
         assert not isinstance(ours, DbtEventIterator), "read in one connection, not dagster-dbt's"
         ours = list(ours)
+        assert invocation.adapter is None, "no dbt adapter was set up in this process"
+        assert dbt_core_adapter(invocation) is not None, "dagster-dbt's fetches read through it"
         theirs = list(
             DbtEventIterator(iter(events), invocation)
             .fetch_row_counts()
