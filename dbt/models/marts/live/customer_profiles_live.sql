@@ -3,18 +3,13 @@
 -- One row per person: the last batch profile plus what the stream landed since it was built
 -- (read at query time from the lake, so it moves within seconds without writing here).
 -- People first seen in the stream get a provisional person_id until the next batch run.
-with profiles as (
-    select * from {{ ref('customer_profiles') }}
-),
-
-built as (
+-- (The profiles and the persons are read by name, not through CTEs: DuckDB materializes a CTE
+-- read more than once whole, every column of every profile, where each read by name takes only
+-- the columns and rows it needs: the batch's time reads one column.)
+with built as (
     select coalesce(max(refreshed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
         as refreshed_at
-    from profiles
-),
-
-persons as (
-    select * from {{ ref('int_identity__persons_assigned') }}
+    from {{ ref('customer_profiles') }}
 ),
 
 stream as (
@@ -31,7 +26,7 @@ device_owners as (
         arg_max(coalesce(by_user.person_id, 'live_' || {{ dbt.hash('stream.user_id') }}),
                 stream.occurred_at) as person_id
     from stream
-    left join persons as by_user
+    left join {{ ref('int_identity__persons_assigned') }} as by_user
         on by_user.identifier_type = 'user_id' and by_user.identifier_value = stream.user_id
     where stream.message_type = 'identify' and stream.user_id is not null
         and stream.anonymous_id is not null
@@ -49,7 +44,7 @@ attributed as (
             'live_' || {{ dbt.hash('coalesce(stream.user_id, stream.anonymous_id)') }}
         ) as person_id
     from stream
-    {{ web_event_person_joins('stream', 'persons') }}
+    {{ web_event_person_joins('stream', ref('int_identity__persons_assigned')) }}
     left join device_owners on device_owners.anonymous_id = stream.anonymous_id
 ),
 
@@ -91,7 +86,7 @@ final as (
             ('events_since_batch', 'coalesce(live.events_since_batch, 0)'),
         ]) }} as live,
         built.refreshed_at as batch_refreshed_at
-    from profiles
+    from {{ ref('customer_profiles') }} as profiles
     full outer join live using (person_id)
     cross join built
 )
