@@ -1,18 +1,16 @@
 -- One row per segment and member: emailable (subscribed) people who match the segment's rule.
-with profiles as (
-    select * from {{ ref('customer_profiles') }}
-    where preferences.email_status = 'subscribed' and email is not null
-),
-
-memberships as (
+-- (Each segment reads the profiles by name: through one CTE read once per segment, DuckDB
+-- materialized every emailable profile whole, every column, not just those a segment reads.)
+with memberships as (
     {% for segment in var('segments') %}
     select
         '{{ segment.id }}' as segment_id,
         person_id,
         email,
         as_of
-    from profiles
-    where {{ segment.rule }}
+    from {{ ref('customer_profiles') }} as profiles
+    where preferences.email_status = 'subscribed' and email is not null
+        and ({{ segment.rule }})
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
