@@ -38,22 +38,16 @@ rewritten as (
     select link_id
     from {{ ref('int_identity__links_collected') }}
     where built_at > {{ since }}
+    {%- for side in ['left', 'right'] %}
 
     union
 
     select collected.link_id
     from {{ ref('int_identity__links_collected') }} as collected
     inner join resolved_since
-        on resolved_since.identifier_type = collected.left_type
-        and resolved_since.identifier_value = collected.left_value
-
-    union
-
-    select collected.link_id
-    from {{ ref('int_identity__links_collected') }} as collected
-    inner join resolved_since
-        on resolved_since.identifier_type = collected.right_type
-        and resolved_since.identifier_value = collected.right_value
+        on resolved_since.identifier_type = collected.{{ side }}_type
+        and resolved_since.identifier_value = collected.{{ side }}_value
+    {%- endfor %}
 ),
 
 links as (
