@@ -260,7 +260,8 @@ def dbt_core_adapter(invocation: DbtCliInvocation) -> Any:
 
 def _profile_credentials(invocation: DbtCliInvocation) -> Any:
     """The credentials of the dbt profile ``invocation`` ran with, read as dagster-dbt reads
-    them to set its adapter up, without the adapter."""
+    them to set its adapter up, without the adapter: a relative DuckDB path is the project
+    directory's, where dbt ran."""
     from argparse import Namespace
 
     from dagster_dbt.core.resource import pushd
@@ -272,7 +273,10 @@ def _profile_credentials(invocation: DbtCliInvocation) -> Any:
     set_invocation_context(os.environ.copy())
     set_from_args(Namespace(profiles_dir=os.fspath(DBT_PROJECT_DIR)), None)
     with pushd(project_dir):
-        return load_profile(project_dir, {}, None, None).credentials
+        credentials = load_profile(project_dir, {}, None, None).credentials
+        if getattr(credentials, "path", None):
+            credentials.path = os.fspath(Path(credentials.path).absolute())
+    return credentials
 
 
 def dbt_executable() -> str:

@@ -98,3 +98,19 @@ def test_the_dbt_beside_the_interpreter_is_not_started_to_learn_its_version(
     other = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=str(link))
     assert str(other._cli_version) == "1.2.3"
     assert started == [[str(link), "--version"]]
+
+
+def test_a_relative_warehouse_path_is_read_where_dbt_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dbt runs in the project directory, so a relative warehouse path names a file there; the
+    # metadata connection must open that file, not one relative to this process's directory.
+    import os
+    from types import SimpleNamespace
+
+    from inboxgraph.dbt_project import DBT_PROJECT_DIR, _profile_credentials
+
+    monkeypatch.delenv("INBOXGRAPH_DBT_TARGET", raising=False)
+    monkeypatch.setenv("INBOXGRAPH_WAREHOUSE", "relative/warehouse.duckdb")
+    before = os.getcwd()
+    credentials = _profile_credentials(SimpleNamespace(project_dir=DBT_PROJECT_DIR))  # type: ignore[arg-type]
+    assert credentials.path == str(DBT_PROJECT_DIR / "relative" / "warehouse.duckdb")
+    assert os.getcwd() == before
