@@ -241,6 +241,36 @@ def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home:
     assert _person(paths, "anonymous_id", "anon-b") != _person(paths, "user_id", "user-a")
 
 
+def test_a_graph_held_with_other_fingerprints_is_resolved_again_whole(
+    platform_home: Paths,
+) -> None:
+    paths = platform_home
+    landing = Landing()
+    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
+    landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
+    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
+    landing.write(Path(paths.landing_url))
+    _land_and_run(paths, "int_identity__components_resolved")
+    built = _components(paths)
+    # Fingerprints of another form (as a graph built by an earlier version holds): nothing new
+    # lands, yet every identifier differs, so every one is resolved again, to the same person.
+    table = "intermediate.int_identity__components_resolved"
+    with duckdb.connect(paths.warehouse) as con:
+        con.execute(f"update {table} set links_fingerprint = xor(links_fingerprint, 1)")
+        before = con.execute(f"select max(resolved_at) from {table}").fetchone()[0]
+    _land_and_run(paths, "int_identity__components_resolved")
+    assert _components(paths) == built
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        stale = con.execute(f"select count(*) from {table} where resolved_at <= ?", [before])
+        assert stale.fetchone()[0] == 0, "every row was written again"
+        rewritten = con.execute(f"select max(resolved_at) from {table}").fetchone()[0]
+    # The fingerprints written are those the next run computes: it resolves nothing again.
+    _land_and_run(paths, "int_identity__components_resolved")
+    assert _components(paths) == built
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        assert con.execute(f"select max(resolved_at) from {table}").fetchone()[0] == rewritten
+
+
 LINKS = "intermediate.int_identity__links_collected"
 
 
