@@ -221,15 +221,20 @@ def test_an_empty_identity_links_mart_takes_in_every_link(platform_home: Paths) 
     assert _identity_marts(paths) == built
 
 
-def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home: Paths) -> None:
-    paths = platform_home
+def _small_graph(paths: Paths) -> list[tuple]:
+    """Two people and a reader, resolved; the graph's rows."""
     landing = Landing()
     landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
     landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
     landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
     landing.write(Path(paths.landing_url))
     _land_and_run(paths, "int_identity__components_resolved")
-    built = _components(paths)
+    return _components(paths)
+
+
+def test_a_graph_built_without_person_ids_is_resolved_again_whole(platform_home: Paths) -> None:
+    paths = platform_home
+    built = _small_graph(paths)
     # A table from before the graph carried person ids: nothing new lands, yet every row is
     # written again with them (the persons view reads them).
     with duckdb.connect(paths.warehouse) as con:
@@ -245,13 +250,7 @@ def test_a_graph_held_with_other_fingerprints_is_resolved_again_whole(
     platform_home: Paths,
 ) -> None:
     paths = platform_home
-    landing = Landing()
-    landing.identify(datetime(2026, 11, 1, 9), anonymous_id="anon-a", user_id="user-a")
-    landing.page(datetime(2026, 11, 1, 10), anonymous_id="anon-b")
-    landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
-    landing.write(Path(paths.landing_url))
-    _land_and_run(paths, "int_identity__components_resolved")
-    built = _components(paths)
+    built = _small_graph(paths)
     # Fingerprints of another form (as a graph built by an earlier version holds): nothing new
     # lands, yet every identifier differs, so every one is resolved again, to the same person.
     table = "intermediate.int_identity__components_resolved"
