@@ -12,6 +12,7 @@ from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
@@ -274,9 +275,14 @@ def _profile_credentials(invocation: DbtCliInvocation) -> Any:
     set_from_args(Namespace(profiles_dir=os.fspath(DBT_PROJECT_DIR)), None)
     with pushd(project_dir):
         credentials = load_profile(project_dir, {}, None, None).credentials
-        if getattr(credentials, "path", None):
+        if _is_local_file(getattr(credentials, "path", None)):
             credentials.path = os.fspath(Path(credentials.path).absolute())
     return credentials
+
+
+def _is_local_file(path: str | None) -> bool:
+    """A DuckDB database file on this machine: not in memory, not a URL (``md:``, ``s3://``)."""
+    return bool(path) and path != ":memory:" and not urlparse(path).scheme
 
 
 def dbt_executable() -> str:

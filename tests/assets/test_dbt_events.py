@@ -114,3 +114,8 @@ def test_a_relative_warehouse_path_is_read_where_dbt_ran(monkeypatch: pytest.Mon
     credentials = _profile_credentials(SimpleNamespace(project_dir=DBT_PROJECT_DIR))  # type: ignore[arg-type]
     assert credentials.path == str(DBT_PROJECT_DIR / "relative" / "warehouse.duckdb")
     assert os.getcwd() == before
+    # A database that is not a file here is named as it was.
+    for path in (":memory:", "md:inboxgraph"):
+        monkeypatch.setenv("INBOXGRAPH_WAREHOUSE", path)
+        credentials = _profile_credentials(SimpleNamespace(project_dir=DBT_PROJECT_DIR))  # type: ignore[arg-type]
+        assert credentials.path == path
