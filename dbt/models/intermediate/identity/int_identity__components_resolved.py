@@ -111,18 +111,15 @@ def model(dbt, session):
         this = str(dbt.this)
         columns = {row[0] for row in session.sql(f"describe {this}").fetchall()}
         _affected(session, this, tracked=columns >= TRACKED_COLUMNS)
-        links += """
-            as links
-            where exists (
+        # The links with an affected identifier at either end.
+        links += " as links where " + " or ".join(
+            f"""exists (
                 select 1 from identity_affected as a
-                where a.identifier_type = links.left_type and a.identifier_value = links.left_value
-            )
-            or exists (
-                select 1 from identity_affected as a
-                where a.identifier_type = links.right_type
-                    and a.identifier_value = links.right_value
-            )
-        """
+                where a.identifier_type = links.{side}_type
+                    and a.identifier_value = links.{side}_value
+            )"""
+            for side in ("left", "right")
+        )
         tombstones = """
             union all
             select identifier_type, identifier_value, null, null, null, null, null, null, null
