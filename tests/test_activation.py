@@ -11,7 +11,6 @@ import polars as pl
 
 from inboxgraph.activation import (
     BRAZE_BATCH_LIMIT,
-    STALE_SECONDS,
     Delta,
     ExportStore,
     braze_batches,
@@ -21,6 +20,7 @@ from inboxgraph.activation import (
     mailchimp_files,
     mask_email,
 )
+from inboxgraph.storage import STALE_AFTER_SECONDS
 
 MEMBER = {
     "segment_id": pl.String,
@@ -101,7 +101,7 @@ def test_an_export_that_died_leaves_nothing_a_later_export_keeps(tmp_path: Path)
     (died / "s-batch-00001.json").write_bytes(b"{")
     recent = tmp_path / "braze" / ".20261101T000001000000Z.4567.tmp"
     recent.mkdir()
-    old = time.time() - STALE_SECONDS - 60
+    old = time.time() - STALE_AFTER_SECONDS - 60
     os.utime(died, (old, old))
     added = pl.DataFrame([_member("p1", "1@x.com")], schema=MEMBER)
     counts = export(store, "braze", added, "20261102T000000000000Z")

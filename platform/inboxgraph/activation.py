@@ -18,9 +18,8 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from inboxgraph.storage import write_atomic, write_folder_atomic
+from inboxgraph.storage import STALE_AFTER_SECONDS, write_atomic, write_folder_atomic
 
-STALE_SECONDS = 3600  # a hidden export folder this old is left from an export that died
 BRAZE_BATCH_LIMIT = 75  # Braze /users/track: at most 75 attribute objects per request.
 STATE_SCHEMA = {"segment_id": pl.String, "person_id": pl.String, "email": pl.String}
 MEMBER_COLUMNS = (
@@ -204,7 +203,7 @@ class ExportStore:
         """
         folder = self.root / esp
         for stale in folder.glob(".*.tmp"):
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_SECONDS:
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_AFTER_SECONDS:
                 shutil.rmtree(stale, ignore_errors=True)
         return [str(path) for path in write_folder_atomic(folder / export_id, files)]
 

@@ -5,9 +5,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+# A hidden temporary this old was left by a write that died; a younger one may be another
+# process's write in progress (two stream workers creating the same file when they start).
+STALE_AFTER_SECONDS = 3600
+
+
+def _stale_temporaries(target: Path) -> list[Path]:
+    """Temporaries of earlier writes of ``target`` that died, old enough to be no live write's."""
+    found = []
+    for candidate in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            age = time.time() - candidate.stat().st_mtime
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+        if age > STALE_AFTER_SECONDS:
+            found.append(candidate)
+    return found
 
 
 def _fsync(path: Path) -> None:
@@ -32,7 +50,7 @@ def write_atomic(
 ) -> Path:
     """Write ``target`` through ``write(temporary_path)``; readers never see a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+    for stale in _stale_temporaries(target):
         stale.unlink(missing_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
@@ -53,13 +71,14 @@ def write_folder_atomic(target: Path, files: dict[str, bytes]) -> list[Path]:
 
     The files are written into a hidden sibling folder, each is fsynced, and the folder is
     renamed to ``target``: readers see every file or none, and a write that dies leaves only
-    the hidden folder, removed by the next write of the same folder. One rename for the lot, where a
-    rename per file would mean a directory fsync per file. ``target`` must not exist yet.
+    the hidden folder, removed by a later write of the same folder once it is stale. One
+    rename for the lot, where a rename per file would mean a directory fsync per file.
+    ``target`` must not exist yet.
     """
     if target.exists():
         raise FileExistsError(f"{target} already exists; a folder is written once")
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+    for stale in _stale_temporaries(target):
         shutil.rmtree(stale, ignore_errors=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     temporary.mkdir()

@@ -169,6 +169,10 @@ def _assignments(log: Path) -> list[set[int]]:
     return found
 
 
+def _tail(log: Path, lines: int = 15) -> str:
+    return f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-lines:])
+
+
 def test_two_workers_split_the_partitions_and_the_survivor_takes_over(
     broker: str, platform_home: Paths, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -184,7 +188,12 @@ def test_two_workers_split_the_partitions_and_the_survivor_takes_over(
         latest = [(_assignments(log) or [set()])[-1] for log in logs]
         if all(latest) and not latest[0] & latest[1] and latest[0] | latest[1] == set(range(4)):
             break
-        assert time.monotonic() < deadline, f"the workers never split the partitions: {latest}"
+        for worker, log in zip(workers, logs, strict=True):
+            assert worker.poll() is None, f"a worker stopped early:\n{_tail(log)}"
+        assert time.monotonic() < deadline, (
+            f"the workers never split the partitions: {latest}\n"
+            + "\n".join(_tail(log) for log in logs)
+        )
         time.sleep(0.2)
 
     done = threading.Event()
