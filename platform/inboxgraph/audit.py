@@ -112,7 +112,10 @@ def record_materializations(
     ).fetchone()[0]
     added = 0
     while True:
-        records = instance.get_event_records(
+        # Every asset's materializations in storage order, from one cursor: the event log
+        # storage's own query (the instance's wrapper of it is deprecated in favour of
+        # fetch_materializations, which reads one asset key at a time).
+        records = instance.event_log_storage.get_event_records(
             dg.EventRecordsFilter(
                 event_type=DagsterEventType.ASSET_MATERIALIZATION, after_cursor=cursor
             ),

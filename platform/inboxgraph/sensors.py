@@ -53,7 +53,9 @@ def new_alert_records(
     found: list[tuple[int, Alert]] = []
     newest = cursor
     for event_type in ALERT_EVENT_TYPES:
-        records = instance.get_event_records(
+        # The event log storage's query, by storage id (the instance's deprecated wrapper of it
+        # warns on run events; fetch_run_status_changes pages by an opaque cursor instead).
+        records = instance.event_log_storage.get_event_records(
             dg.EventRecordsFilter(event_type=event_type, after_cursor=cursor),
             limit=1000,
             ascending=True,
