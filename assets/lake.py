@@ -1,6 +1,7 @@
 """Sources -> lake: every source landed as partitioned Parquet, bad records quarantined."""
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -94,26 +95,32 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
     group, description = SOURCE_SPECS[source]
     key = dg.AssetKey(["lake", source])
 
-    @dg.asset(
-        key=key,
-        group_name=group,
-        deps=[dg.AssetKey(["sources", source])],
-        partitions_def=received_date_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"polars", "parquet"},
-        tags={"layer": "lake"},
-        description=f"{description} One row per message, partitioned by received date.",
-        required_resource_keys={"lake", f"{source}_source"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
-        code_version=CODE_VERSION,
-        check_specs=[
-            dg.AssetCheckSpec(
-                "schema_drift",
-                asset=key,
-                description="New top-level fields or required fields missing at landing.",
-            )
-        ],
-    )
+    # A single-run backfill policy (one run reads a range of days) is a beta parameter of
+    # dg.asset: its notice is not printed on every start of every command.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        as_lake_asset = dg.asset(
+            key=key,
+            group_name=group,
+            deps=[dg.AssetKey(["sources", source])],
+            partitions_def=received_date_partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            kinds={"polars", "parquet"},
+            tags={"layer": "lake"},
+            description=f"{description} One row per message, partitioned by received date.",
+            required_resource_keys={"lake", f"{source}_source"},
+            retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+            code_version=CODE_VERSION,
+            check_specs=[
+                dg.AssetCheckSpec(
+                    "schema_drift",
+                    asset=key,
+                    description="New top-level fields or required fields missing at landing.",
+                )
+            ],
+        )
+
+    @as_lake_asset
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         started = time.monotonic()
         lake: LakeResource = context.resources.lake
