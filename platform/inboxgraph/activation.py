@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import polars as pl
 
-from inboxgraph.storage import STALE_AFTER_SECONDS, write_atomic, write_folder_atomic
+from inboxgraph.storage import stale_temporaries, write_atomic, write_folder_atomic
 
 BRAZE_BATCH_LIMIT = 75  # Braze /users/track: at most 75 attribute objects per request.
 STATE_SCHEMA = {"segment_id": pl.String, "person_id": pl.String, "email": pl.String}
@@ -202,8 +201,8 @@ class ExportStore:
         it is an hour old (an export still writing is never that slow).
         """
         folder = self.root / esp
-        for stale in folder.glob(".*.tmp"):
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_AFTER_SECONDS:
+        for stale in stale_temporaries(folder):
+            if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
         return [str(path) for path in write_folder_atomic(folder / export_id, files)]
 

@@ -15,10 +15,11 @@ from pathlib import Path
 STALE_AFTER_SECONDS = 3600
 
 
-def _stale_temporaries(target: Path) -> list[Path]:
-    """Temporaries of earlier writes of ``target`` that died, old enough to be no live write's."""
+def stale_temporaries(folder: Path, name: str = "*") -> list[Path]:
+    """Hidden temporaries in ``folder`` of writes of ``name`` (a glob) that died: those old
+    enough to be no live write's."""
     found = []
-    for candidate in target.parent.glob(f".{target.name}.*.tmp"):
+    for candidate in folder.glob(f".{name}.*.tmp"):
         try:
             age = time.time() - candidate.stat().st_mtime
         except FileNotFoundError:  # its writer renamed or removed it meanwhile
@@ -50,7 +51,7 @@ def write_atomic(
 ) -> Path:
     """Write ``target`` through ``write(temporary_path)``; readers never see a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_temporaries(target):
+    for stale in stale_temporaries(target.parent, target.name):
         stale.unlink(missing_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
@@ -78,7 +79,7 @@ def write_folder_atomic(target: Path, files: dict[str, bytes]) -> list[Path]:
     if target.exists():
         raise FileExistsError(f"{target} already exists; a folder is written once")
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_temporaries(target):
+    for stale in stale_temporaries(target.parent, target.name):
         shutil.rmtree(stale, ignore_errors=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     temporary.mkdir()
