@@ -181,8 +181,9 @@ def test_two_workers_split_the_partitions_and_the_survivor_takes_over(
     create_topic(broker, topic, partitions=4)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker)
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    # Idle exit beyond the session timeout (10 s), so the survivor waits for the take-over.
-    workers = [_worker(topic, idle=20, log=log) for log in logs]
+    # Idle exit well beyond the session timeout (10 s) and the rebalance after it (about 5 s
+    # here), so a survivor whose own partitions are drained still waits for the take-over.
+    workers = [_worker(topic, idle=30, log=log) for log in logs]
     deadline = time.monotonic() + 120
     while True:
         latest = [(_assignments(log) or [set()])[-1] for log in logs]
