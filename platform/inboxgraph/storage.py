@@ -15,11 +15,12 @@ from pathlib import Path
 STALE_AFTER_SECONDS = 3600
 
 
-def stale_temporaries(folder: Path, name: str = "*") -> list[Path]:
-    """Hidden temporaries in ``folder`` of writes of ``name`` (a glob) that died: those old
-    enough to be no live write's."""
+def stale_temporaries(folder: Path, name: str = "*", recursive: bool = False) -> list[Path]:
+    """Hidden temporaries in ``folder`` (and its subfolders if ``recursive``) of writes of
+    ``name`` (a glob) that died: those old enough to be no live write's."""
     found = []
-    for candidate in folder.glob(f".{name}.*.tmp"):
+    pattern = f".{name}.*.tmp"
+    for candidate in folder.rglob(pattern) if recursive else folder.glob(pattern):
         try:
             age = time.time() - candidate.stat().st_mtime
         except FileNotFoundError:  # its writer renamed or removed it meanwhile

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, T
 
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.storage import stale_temporaries
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
 from inboxgraph.transforms.sql import limit_threads
@@ -136,13 +137,21 @@ class StreamWorker:
         return found
 
     def discard_uncommitted(self, partition: int, committed: int) -> int:
-        """Remove files a dead worker wrote past the committed offset; returns how many."""
+        """Remove files a dead worker wrote past the committed offset; returns how many.
+
+        The hidden temporaries of writes it did not finish go too, once stale (a younger one
+        may be a write of the worker that held the partition until now, still finishing).
+        """
         removed = 0
         for zone in ("raw", "quarantine"):
             for path, first in self._files(zone, partition):
                 if first >= committed:
                     path.unlink(missing_ok=True)
                     removed += 1
+            folder = self.lake.table_dir(zone, STREAM_SOURCE)
+            name = f"{self.topic}-{partition:04d}-*"
+            for stale in stale_temporaries(folder, name, recursive=True):
+                stale.unlink(missing_ok=True)
         return removed
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

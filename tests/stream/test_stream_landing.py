@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -10,7 +12,14 @@ from confluent_kafka import Message, TopicPartition
 
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
-from inboxgraph.stream import MIN_RANGE, STREAM_SOURCE, StreamWorker, parse_batch_file
+from inboxgraph.storage import STALE_AFTER_SECONDS
+from inboxgraph.stream import (
+    MIN_RANGE,
+    STREAM_SOURCE,
+    StreamWorker,
+    batch_file_name,
+    parse_batch_file,
+)
 
 TOPIC = "events-unit"
 RECEIVED_MS = int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp() * 1000)
@@ -91,4 +100,32 @@ def test_a_small_poll_is_one_file(platform_home: Paths) -> None:
     assert [(r.partition, r.first_offset, r.last_offset, r.landed) for r in reports] == [
         (3, 7, 16, 10)
     ]
+    worker._writers.shutdown()
+
+
+def test_a_reassigned_partition_loses_what_a_dead_worker_left_of_it(platform_home: Paths) -> None:
+    lake = LakeResource(url=platform_home.lake_url)
+    worker = StreamWorker("127.0.0.1:1", TOPIC, lake)
+    worker.consumer.close()
+    worker.land(_messages(3, 0, 10))  # committed up to 10
+    worker.land(_messages(3, 10, 10))  # landed, never committed
+    day = lake.partition_path("raw", STREAM_SOURCE, {"received_date": "2026-11-20"}).parent
+    old = time.time() - STALE_AFTER_SECONDS - 60
+    leftovers = {}
+    for name, partition, age in (
+        ("dead", 3, old),  # a write that died
+        ("finishing", 3, 0),  # the previous holder's write, still finishing
+        ("other", 4, old),  # another partition's
+    ):
+        path = day / f".{batch_file_name(TOPIC, partition, 20, 29)}.{name}.tmp"
+        path.write_bytes(b"half")
+        if age:
+            os.utime(path, (age, age))
+        leftovers[name] = path
+
+    assert worker.discard_uncommitted(3, committed=10) == 1
+
+    files = sorted(parse_batch_file(f.name)[1:] for f in day.glob(f"{TOPIC}-*.data.parquet"))
+    assert files == [(3, 0, 9)]
+    assert {name for name, path in leftovers.items() if path.exists()} == {"finishing", "other"}
     worker._writers.shutdown()
