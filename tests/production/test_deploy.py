@@ -175,7 +175,7 @@ def test_helm_values_and_instance_limit_the_same_warehouse_writer_tag() -> None:
     env = {e["name"] for e in values["dagster-user-deployments"]["deployments"][0]["env"]}
     assert {"INBOXGRAPH_LAKE_URL", "INBOXGRAPH_SHOP_DB_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= env
     # Every job that writes the warehouse carries the tag.
-    assert defs.get_job_def("refresh_warehouse").tags.get(key) == value
+    assert defs.resolve_job_def("refresh_warehouse").tags.get(key) == value
 
 
 def test_unsupported_locations_are_clear_errors_not_local_folders(tmp_path: Path) -> None:
