@@ -15,19 +15,17 @@ from pathlib import Path
 STALE_AFTER_SECONDS = 3600
 
 
-def stale_temporaries(folder: Path, name: str = "*", recursive: bool = False) -> list[Path]:
-    """Hidden temporaries in ``folder`` (and its subfolders if ``recursive``) of writes of
-    ``name`` (a glob) that died: those old enough to be no live write's."""
-    found = []
-    pattern = f".{name}.*.tmp"
-    for candidate in folder.rglob(pattern) if recursive else folder.glob(pattern):
-        try:
-            age = time.time() - candidate.stat().st_mtime
-        except FileNotFoundError:  # its writer renamed or removed it meanwhile
-            continue
-        if age > STALE_AFTER_SECONDS:
-            found.append(candidate)
-    return found
+def is_stale(temporary: Path) -> bool:
+    """A hidden temporary old enough to be no live write's (not if it is gone meanwhile)."""
+    try:
+        return time.time() - temporary.stat().st_mtime > STALE_AFTER_SECONDS
+    except FileNotFoundError:  # its writer renamed or removed it
+        return False
+
+
+def stale_temporaries(folder: Path, name: str = "*") -> list[Path]:
+    """Hidden temporaries in ``folder`` of writes of ``name`` (a glob) that died."""
+    return [path for path in folder.glob(f".{name}.*.tmp") if is_stale(path)]
 
 
 def _fsync(path: Path) -> None:

@@ -29,7 +29,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, T
 
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.resources.lake import LakeResource
-from inboxgraph.storage import stale_temporaries
+from inboxgraph.storage import is_stale
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
 from inboxgraph.transforms.sql import limit_threads
@@ -127,14 +127,19 @@ class StreamWorker:
     def _root(self) -> Path:
         return self.lake.table_dir("raw", STREAM_SOURCE)
 
-    def _files(self, zone: str, partition: int) -> list[tuple[Path, int]]:
-        folder = self.lake.table_dir(zone, STREAM_SOURCE)
-        found = []
-        for path in folder.rglob(f"{self.topic}-{partition:04d}-*.data.parquet"):
-            parsed = parse_batch_file(path.name)
-            if parsed and parsed[0] == self.topic and parsed[1] == partition:
-                found.append((path, parsed[2]))
-        return found
+    def _files(self, zone: str, partition: int) -> tuple[list[tuple[Path, int]], list[Path]]:
+        """The partition's batch files in ``zone`` (with their first offsets), and the hidden
+        temporaries of writes of them, found in one walk of the table."""
+        prefix = f"{self.topic}-{partition:04d}-"
+        batches, temporaries = [], []
+        for path in self.lake.table_dir(zone, STREAM_SOURCE).rglob(f"*{prefix}*"):
+            if path.name.startswith(f".{prefix}") and path.name.endswith(".tmp"):
+                temporaries.append(path)
+            elif path.name.startswith(prefix) and path.name.endswith(".data.parquet"):
+                parsed = parse_batch_file(path.name)
+                if parsed and parsed[0] == self.topic and parsed[1] == partition:
+                    batches.append((path, parsed[2]))
+        return batches, temporaries
 
     def discard_uncommitted(self, partition: int, committed: int) -> int:
         """Remove files a dead worker wrote past the committed offset; returns how many.
@@ -144,14 +149,14 @@ class StreamWorker:
         """
         removed = 0
         for zone in ("raw", "quarantine"):
-            for path, first in self._files(zone, partition):
+            batches, temporaries = self._files(zone, partition)
+            for path, first in batches:
                 if first >= committed:
                     path.unlink(missing_ok=True)
                     removed += 1
-            folder = self.lake.table_dir(zone, STREAM_SOURCE)
-            name = f"{self.topic}-{partition:04d}-*"
-            for stale in stale_temporaries(folder, name, recursive=True):
-                stale.unlink(missing_ok=True)
+            for path in temporaries:
+                if is_stale(path):
+                    path.unlink(missing_ok=True)
         return removed
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
