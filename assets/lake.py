@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from inboxgraph.objectstore import name_of, store_for
-from inboxgraph.partitions import RECEIVED_DATE, received_date_partitions
+from inboxgraph.partitions import PARTITION_RANGE, RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
 from inboxgraph.resources.lake import LakeResource
@@ -67,6 +67,7 @@ def _result(
     paths: list[str],
     started: float,
     reasons: dict[str, int] | None = None,
+    schema: dg.TableSchema | None = None,
     **extra: object,
 ) -> dg.MaterializeResult:
     """The materialization's metadata; ``reasons`` counts quarantine reasons when
@@ -86,8 +87,42 @@ def _result(
         "paths": dg.MetadataValue.json(paths[:50]),
         "partitions_written": len(paths),
     }
+    if schema is not None:
+        metadata["dagster/column_schema"] = schema
     metadata.update(extra)
     return dg.MaterializeResult(metadata=metadata)
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    """The columns a lake table holds, as the UI shows them."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
+
+
+def _partition_metadata(
+    rows_in: int,
+    good: pl.DataFrame,
+    bad: pl.DataFrame,
+    erased: int,
+    path: str | None,
+    fingerprint: dict[str, str] | None,
+) -> dict[str, object]:
+    """One received date's own figures (zeros for a day with no landed files)."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": good.height,
+        "rows_in": rows_in,
+        "rows_landed": good.height,
+        "rows_quarantined": bad.height,
+        "rows_erased": erased,
+        "quarantine_reasons": _reason_counts(bad),
+        "path": path or "",
+    }
+    if good.width:
+        metadata["dagster/column_schema"] = column_schema(good)
+    if fingerprint is not None:
+        metadata["landing_fingerprints"] = dg.MetadataValue.json(fingerprint)
+    return metadata
 
 
 # ------------------------------------------------------------------ daily event sources
@@ -121,66 +156,65 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
         )
 
     @as_lake_asset
-    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         started = time.monotonic()
         lake: LakeResource = context.resources.lake
         reader: EventFolderSource = getattr(context.resources, f"{source}_source")
         landed_days = set(reader.partitions())
         # Taken before reading: files that change meanwhile make the day stale again.
         fingerprints = reader.fingerprints(d for d in context.partition_keys if d in landed_days)
-        rows_in = landed = parsed = erased = 0
         tombstones = read_tombstones(lake)
         # Counts only: a day's quarantined rows are a slice of its whole batch (Polars string
         # views share the batch's buffers), so keeping them kept every day's batch in memory.
+        totals: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
-        quarantined = 0
-        paths: list[str] = []
-        per_partition: dict[str, dict[str, int]] = {}
+        own: dict[str, dict[str, object]] = {}
         fields: Counter[str] = Counter()
         for day in context.partition_keys:
             partition = {RECEIVED_DATE: day}
             if day not in landed_days:
                 lake.delete_partition("raw", source, partition)
                 lake.delete_partition("quarantine", source, partition)
+                own[day] = _partition_metadata(0, pl.DataFrame(), pl.DataFrame(), 0, None, None)
                 continue
             lines = reader.read_lines(day)
             prepared = transform.prepare(lines, date.fromisoformat(day)).collect()
             prepared, removed = drop_tombstoned(prepared, source, tombstones)
-            erased += removed
             seen, records = field_counts(prepared)
             fields.update(seen)
-            parsed += records
+            totals["parsed"] += records
             good, bad = split_quarantine(prepared.lazy(), list(transform.LANDED_COLUMNS))
             lake.write("quarantine", source, bad, partition)
-            paths.append(lake.write("raw", source, good, partition))
-            rows_in += lines.height
-            landed += good.height
+            path = lake.write("raw", source, good, partition)
+            own[day] = _partition_metadata(
+                lines.height, good, bad, removed, path, {day: fingerprints[day]}
+            )
+            totals.update({"in": lines.height, "landed": good.height, "quarantined": bad.height})
+            totals["erased"] += removed
             reasons.update(_reason_counts(bad))
-            quarantined += bad.height
-            per_partition[day] = {
-                "in": lines.height,
-                "landed": good.height,
-                "quarantined": bad.height,
-            }
             context.log.info(
                 f"{source} {day}: {lines.height} in, {good.height} landed, {bad.height} quarantined"
             )
         drift = assess_fields(
-            dict(fields), parsed, transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
+            dict(fields), totals["parsed"], transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
         )
-        result = _result(
-            rows_in,
-            landed,
-            quarantined,
-            paths,
-            started,
-            per_partition=dg.MetadataValue.json(per_partition),
-            rows_erased=erased,
-            landing_fingerprints=dg.MetadataValue.json(fingerprints),
-            reasons=dict(sorted(reasons.items())),
-        )
-        return dg.MaterializeResult(
-            metadata=result.metadata,
+        keys = context.partition_keys
+        # Dagster records this result on every partition of the run's range; the events after
+        # it give each partition its own figures, so the partitions view and the plots show
+        # the day's rows, not the run's.
+        yield dg.MaterializeResult(
+            metadata={
+                PARTITION_RANGE: f"{keys[0]}..{keys[-1]}",
+                "partitions_written": sum(1 for m in own.values() if m["path"]),
+                "range_rows_in": totals["in"],
+                "range_rows_landed": totals["landed"],
+                "range_rows_quarantined": totals["quarantined"],
+                "range_rows_erased": totals["erased"],
+                "range_quarantine_reasons": dict(sorted(reasons.items())),
+                "duration_s": round(time.monotonic() - started, 3),
+            },
             check_results=[
                 dg.AssetCheckResult(
                     check_name="schema_drift",
@@ -190,6 +224,8 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
                 )
             ],
         )
+        for day, metadata in own.items():
+            yield dg.AssetMaterialization(asset_key=key, partition=day, metadata=metadata)
 
     return _asset
 
@@ -244,6 +280,7 @@ def _land_batch(
         bad,
         paths,
         started,
+        schema=column_schema(good),
         rows_unchanged=unchanged,
         rows_erased=erased,
         **extra,
@@ -316,7 +353,7 @@ def _land_shop_table(
         good, bad = split_quarantine(shop.prepare(table, rows), list(shop.landed_columns(table)))
         lake.write("quarantine", source, bad)
         path = lake.write("raw", source, good)
-        return _result(rows.height, good.height, bad, [path], started)
+        return _result(rows.height, good.height, bad, [path], started, schema=column_schema(good))
     since = _since(lake, source, watermark, timedelta(minutes=shop_db.lookback_minutes))
     rows = shop_db.read(table, since)
     return _land_batch(

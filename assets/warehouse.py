@@ -18,11 +18,13 @@ from inboxgraph.dbt_project import (
     dbt_project,
     ensure_manifest,
     release_duckdb_adapter,
+    restore_environment,
     with_table_metadata,
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.stream import ensure_stream_table
 
 WAREHOUSE_POOL = "warehouse"
@@ -159,6 +161,7 @@ def warehouse_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     lake: LakeResource,
+    warehouse: WarehouseResource,
     config: WarehouseConfig,
 ) -> Iterator[Any]:
     """The warehouse: staging views, identity graph, profiles and segments, built by dbt."""
@@ -166,7 +169,13 @@ def warehouse_dbt_models(
     apply_dbt_environment(lake.location)  # an S3 lake selects the profile's `s3` output
     # The run's settings reach dbt through the environment (macros run_setting, as_of and
     # relanded_dates), not --vars: a new --vars value makes dbt parse the whole project again.
-    settings = {"INBOXGRAPH_DBT_AS_OF": config.as_of}
+    # The profile and the lake views read the locations the resources resolved, so dbt
+    # writes the warehouse this run's resources name whatever the process's environment holds.
+    settings = {
+        "INBOXGRAPH_DBT_AS_OF": config.as_of,
+        "INBOXGRAPH_WAREHOUSE": warehouse.resolved_path,
+        "INBOXGRAPH_LAKE_URL": lake.location,
+    }
     for source, (_, variable) in INCREMENTAL_EVENT_MODELS.items():
         relanded = relanded_event_dates(context.instance, source)
         if relanded:
@@ -194,9 +203,5 @@ def warehouse_dbt_models(
             )
         )
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environment(saved)
         release_duckdb_adapter()

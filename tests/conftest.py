@@ -15,6 +15,10 @@ import pytest
 from inboxgraph.generate.writer import GenerateOptions, GenerateReport, generate_landing
 from inboxgraph.settings import OPTIONAL_VARIABLES, Paths, ensure_environment
 
+# The event partitions start where a production backfill would (the setting), not at the
+# oldest day of whichever home a test process first imported the definitions in.
+os.environ.setdefault("INBOXGRAPH_EVENTS_START_DATE", "2026-01-01")
+
 END = date(2026, 11, 27)
 CONFIG_VARIABLES = (
     "INBOXGRAPH_HOME",

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 from dagster._core.events import DagsterEventType
 
+from inboxgraph.partitions import PARTITION_RANGE
 from inboxgraph.transforms.sql import load_sql
 
 AUDIT_SCHEMA = {
@@ -54,6 +55,8 @@ def materialization_rows(
         if materialization.asset_key in skip:
             continue
         metadata = materialization.metadata
+        if PARTITION_RANGE in metadata:
+            continue  # a range run's summary: each partition has its own row
         rows_in = _number(metadata, "rows_in")
         rows_out = _number(metadata, "rows_landed", "dagster/row_count")
         quarantined = _number(metadata, "rows_quarantined")

@@ -70,17 +70,27 @@ def _manifest_stamp() -> str:
 
 @contextmanager
 def _parse_environment() -> Iterator[None]:
-    """The profile and sources read INBOXGRAPH_* variables: give unset ones their defaults
-    while dbt parses (importing the definitions must work in a bare shell), then restore."""
+    """The profile and sources read INBOXGRAPH_* variables: give unset or empty ones their
+    defaults while dbt parses (importing the definitions must work in a bare shell), then put
+    back exactly what was there, an empty value included: a code server that loaded `.env`
+    keeps every variable its resources read through ``dg.EnvVar``."""
     paths = resolve_paths()
     defaults = {"INBOXGRAPH_WAREHOUSE": paths.warehouse, "INBOXGRAPH_LAKE_URL": paths.lake_url}
-    missing = {name: value for name, value in defaults.items() if not os.environ.get(name)}
-    os.environ.update(missing)
+    saved = {name: os.environ.get(name) for name in defaults}
+    os.environ.update({name: value for name, value in defaults.items() if not saved[name]})
     try:
         yield
     finally:
-        for name in missing:
+        restore_environment(saved)
+
+
+def restore_environment(saved: dict[str, str | None]) -> None:
+    """Put back variables as ``saved`` holds them (None: it was not set)."""
+    for name, value in saved.items():
+        if value is None:
             os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def completed_events(invocation: DbtCliInvocation) -> DbtEventIterator[Any]:

@@ -13,7 +13,7 @@ from assets.quality import quality_checks
 from assets.warehouse import warehouse_dbt_models
 from inboxgraph.alerts import AlertWebhook
 from inboxgraph.dbt_project import ProjectDbtCliResource, dbt_executable, dbt_project
-from inboxgraph.partitions import received_date_partitions
+from inboxgraph.partitions import nightly_cron, received_date_partitions
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.resources.wiring import HOME, source_resources
@@ -56,7 +56,7 @@ refresh_job = dg.define_asset_job(
 nightly_refresh = dg.ScheduleDefinition(
     name="nightly_refresh",
     job=refresh_job,
-    cron_schedule="0 2 * * *",
+    cron_schedule=nightly_cron(),
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Nightly batch: incremental extracts, then profiles, segments and exports.",
@@ -85,9 +85,11 @@ defs = dg.Definitions(
         "exports": ExportsResource(home=HOME),
         "alert_webhook": AlertWebhook(url=dg.EnvVar("INBOXGRAPH_ALERT_WEBHOOK_URL")),
     },
-    # Runs launched from the UI, a schedule or a sensor run each step in its own process (as
-    # many at once as there are cores); the command line picks in-process execution.
-    executor=dg.multi_or_in_process_executor,
+    # Every run, from the UI, a schedule, a sensor or the command line, executes its steps one
+    # after another in its run worker: a step process costs seconds of start-up (importing
+    # Dagster, dbt and the definitions), more than most steps take, and the heavy steps
+    # (DuckDB, polars, the dbt subprocess) use every core by themselves.
+    executor=dg.in_process_executor,
 )
 
 

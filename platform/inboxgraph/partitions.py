@@ -1,10 +1,23 @@
-"""Partitioning shared by the lake assets, sensors and the command line."""
+"""Time structure shared by the lake assets, sensors, schedule and the command line.
+
+Partitions and schedules are part of the definitions' structure, which Dagster reads when it
+loads the code location: their two settings are read then, not at run time."""
 
 from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 RECEIVED_DATE = "received_date"
+START_DATE_VARIABLE = "INBOXGRAPH_EVENTS_START_DATE"
+NIGHTLY_CRON_VARIABLE = "INBOXGRAPH_NIGHTLY_CRON"
+DEFAULT_NIGHTLY_CRON = "0 2 * * *"
+EVENT_FOLDERS = ("web_events", "esp_events")
+# Marks the materialization Dagster records on every partition of a range run, beside which
+# each partition gets its own: readers of a partition's figures skip it.
+PARTITION_RANGE = "partition_range"
 
 
 def received_date_of(path: object) -> str | None:
@@ -16,5 +29,47 @@ def received_date_of(path: object) -> str | None:
     return None
 
 
-# Event sources land one folder per received day; a day is a partition.
-received_date_partitions = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+def first_landed_day() -> str | None:
+    """The oldest received date with landed web or ESP event files, if any."""
+    from inboxgraph.resources.sources import EventFolderSource
+
+    days = [
+        day for folder in EVENT_FOLDERS for day in EventFolderSource(folder=folder).partitions()[:1]
+    ]
+    return min(days, default=None)
+
+
+def events_start_date(today: date | None = None) -> str:
+    """The first event partition: INBOXGRAPH_EVENTS_START_DATE when set (the start a production
+    backfill needs), else the oldest landed received date, else today.
+
+    Partitions are part of the definitions' structure, which Dagster reads when it loads the
+    code location, so this is read then (a code location reloaded after older files landed
+    shows their days).
+    """
+    configured = os.environ.get(START_DATE_VARIABLE, "").strip()
+    if configured:
+        try:
+            return date.fromisoformat(configured).isoformat()
+        except ValueError:
+            raise ValueError(
+                f"{START_DATE_VARIABLE}={configured!r} is not a date; use YYYY-MM-DD"
+            ) from None
+    return first_landed_day() or (today or datetime.now(UTC).date()).isoformat()
+
+
+def nightly_cron() -> str:
+    """When the nightly refresh runs (UTC): INBOXGRAPH_NIGHTLY_CRON, by default 02:00."""
+    cron = os.environ.get(NIGHTLY_CRON_VARIABLE, "").strip() or DEFAULT_NIGHTLY_CRON
+    if len(cron.split()) != 5:
+        raise ValueError(
+            f"{NIGHTLY_CRON_VARIABLE}={cron!r} is not a cron schedule of five fields "
+            "(minute hour day month weekday)"
+        )
+    return cron
+
+
+# Event sources land one folder per received day; a day is a partition, up to today's.
+received_date_partitions = dg.DailyPartitionsDefinition(
+    start_date=events_start_date(), end_offset=1
+)

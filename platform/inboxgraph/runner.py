@@ -19,19 +19,14 @@ import duckdb
 from filelock import FileLock
 
 from inboxgraph.dbt_project import REPOSITORY_ROOT, ensure_manifest
-from inboxgraph.partitions import received_date_partitions
+from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
 from inboxgraph.resources.sources import EventFolderSource
+from inboxgraph.sensors import contiguous_ranges, range_tags, stale_days
 from inboxgraph.settings import Paths
 
 INSTANCE_TEMPLATE = REPOSITORY_ROOT / "platform" / "dagster.yaml"
 # Step-level progress on the console; Dagster's DEBUG events stay in the instance's event log.
-# Steps run in this process, one after another: a step process costs seconds of start-up
-# (importing Dagster, dbt and the definitions), more than most steps take on a laptop, and the
-# heavy steps (DuckDB, polars, the dbt subprocess) use every core by themselves.
-CONSOLE_LOGGING = {
-    "loggers": {"console": {"config": {"log_level": "INFO"}}},
-    "execution": {"config": {"in_process": {}}},
-}
+CONSOLE_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass
@@ -64,86 +59,26 @@ def prepare_instance(paths: Paths) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(home))
 
 
-EVENT_FOLDERS = ("web_events", "esp_events")
-
-
-def _event_source(paths: Paths, folder: str) -> EventFolderSource:
-    return EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
+def _event_sources(paths: Paths) -> list[EventFolderSource]:
+    return [
+        EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
+        for folder in EVENT_FOLDERS
+    ]
 
 
 def landed_days(paths: Paths) -> list[str]:
-    days: set[str] = set()
-    for folder in EVENT_FOLDERS:
-        days.update(_event_source(paths, folder).partitions())
-    return sorted(days)
-
-
-def ingested_fingerprints(
-    instance: dg.DagsterInstance, key: dg.AssetKey, days: set[str]
-) -> dict[str, str]:
-    """Per received date in ``days``, the landing fingerprint its newest materialization
-    recorded (newest first, so the history is read only until every date is found)."""
-    found: dict[str, str] = {}
-    seen: set[str] = set()
-    cursor = None
-    while not days <= seen:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key), limit=1000, cursor=cursor, ascending=False
-        )
-        for record in page.records:
-            materialization = record.asset_materialization
-            day = materialization.partition if materialization else None
-            if day is None or day in seen:
-                continue
-            seen.add(day)
-            recorded = materialization.metadata.get("landing_fingerprints")
-            if recorded is not None and day in recorded.value:
-                found[day] = recorded.value[day]
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return found
-
-
-def stale_days(instance: dg.DagsterInstance, paths: Paths) -> list[str]:
-    """Received dates whose landed files differ from what their lake partitions were built from.
-
-    A date is stale when any event source has files there that the newest materialization of
-    its partition did not record (new, rewritten or never landed), so an unchanged lake costs a
-    directory listing, not a re-read.
-    """
-    stale: set[str] = set()
-    for folder in EVENT_FOLDERS:
-        current = _event_source(paths, folder).fingerprints()
-        recorded = ingested_fingerprints(instance, dg.AssetKey(["lake", folder]), set(current))
-        stale.update(day for day, print_ in current.items() if recorded.get(day) != print_)
-    return sorted(stale)
-
-
-def contiguous_ranges(days: list[str], partition_keys: list[str]) -> list[tuple[str, str]]:
-    """Runs of consecutive partitions among ``days``: one backfill run each."""
-    position = {key: i for i, key in enumerate(partition_keys)}
-    ranges: list[tuple[str, str]] = []
-    for day in sorted(days, key=position.__getitem__):
-        if ranges and position[day] == position[ranges[-1][1]] + 1:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
+    return sorted({day for source in _event_sources(paths) for day in source.partitions()})
 
 
 def _collect(result: dg.ExecuteJobResult, summary: RunSummary) -> None:
     summary.run_ids.append(result.run_id)
     summary.succeeded = summary.succeeded and result.success
-    counted: set[dg.AssetKey] = set()
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
         key = materialization.asset_key
         metadata = {k: v.value for k, v in materialization.metadata.items()}
-        # A run over a range of partitions records the same totals on every partition.
-        if key in counted:
-            continue
-        counted.add(key)
+        if PARTITION_RANGE in metadata:
+            continue  # a range run's summary; each partition reports its own rows
         if key.path[0] == "lake":
             totals = summary.lake.setdefault(key.path[-1], {"in": 0, "landed": 0, "quarantined": 0})
             totals["in"] += int(metadata.get("rows_in", 0))
@@ -210,7 +145,9 @@ def run_pipeline(
         log(f"skipping received dates outside the partitions: {summary.skipped_days}")
     if not days:
         log("no web or ESP events have landed; skipping ingest_events")
-    stale = [d for d in (days if reingest else stale_days(instance, paths)) if d in valid]
+    stale = [
+        d for d in (days if reingest else stale_days(instance, _event_sources(paths))) if d in valid
+    ]
     if days and not stale:
         log(f"ingest_events: all {len(days)} received dates are already in the lake")
     for first, last in contiguous_ranges(stale, partition_keys):
@@ -220,11 +157,7 @@ def run_pipeline(
             dg.reconstructable(definitions.ingest_events),
             instance=instance,
             run_config=CONSOLE_LOGGING,
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-                "inboxgraph/trigger": "cli",
-            },
+            tags={**range_tags(first, last), "inboxgraph/trigger": "cli"},
         )
         _collect(result, summary)
         if not result.success:

@@ -1,49 +1,124 @@
-"""Sensors: new or changed landing folders trigger the events job for that received date."""
+"""Sensors: new or changed landing folders trigger the events job for those received dates;
+freshness, check and run failures reach the alert webhook."""
 
-import json
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
 from inboxgraph.alerts import ALERT_EVENT_TYPES, Alert, AlertWebhook, alert_from_entry
+from inboxgraph.partitions import START_DATE_VARIABLE, received_date_partitions
 from inboxgraph.resources.sources import EventFolderSource, fingerprint
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-def folder_fingerprints(sources: list[EventFolderSource]) -> dict[str, str]:
-    """Per received date, a hash of every landed file's name, size and modification time."""
-    listing: dict[str, list[str]] = {}
+
+def ingested_fingerprints(
+    instance: dg.DagsterInstance, key: dg.AssetKey, days: set[str]
+) -> dict[str, str]:
+    """Per received date in ``days``, the landing fingerprint its newest materialization
+    recorded (newest first, so the history is read only until every date is found)."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    cursor = None
+    while not days <= seen:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key), limit=1000, cursor=cursor, ascending=False
+        )
+        for record in page.records:
+            materialization = record.asset_materialization
+            day = materialization.partition if materialization else None
+            if day is None or day in seen:
+                continue
+            seen.add(day)
+            recorded = materialization.metadata.get("landing_fingerprints")
+            if recorded is not None and day in recorded.value:
+                found[day] = recorded.value[day]
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
+
+
+def stale_days(
+    instance: dg.DagsterInstance, sources: Sequence[EventFolderSource]
+) -> dict[str, str]:
+    """Received dates whose landed files differ from what their lake partitions were built
+    from (new, rewritten or never landed), each with a fingerprint of its files now.
+
+    The lake assets record the fingerprint of the files each partition was built from, so an
+    unchanged landing zone costs a directory listing, and the command line, the sensor and the
+    UI's runs all answer "what is new" from the same materializations.
+    """
+    stale: dict[str, list[str]] = {}
     for source in sources:
-        for day, stamps in source.stamps().items():
-            listing.setdefault(day, []).extend(stamps)
-    return {day: fingerprint(entries) for day, entries in listing.items()}
+        current = source.fingerprints()
+        key = dg.AssetKey(["lake", source.folder])
+        recorded = ingested_fingerprints(instance, key, set(current))
+        for day, print_ in current.items():
+            if recorded.get(day) != print_:
+                stale.setdefault(day, []).append(f"{source.folder}:{print_}")
+    return {day: fingerprint(sorted(parts)) for day, parts in sorted(stale.items())}
+
+
+def contiguous_ranges(days: Iterable[str], partition_keys: list[str]) -> list[tuple[str, str]]:
+    """Runs of consecutive partitions among ``days`` (all of them partition keys)."""
+    position = {key: i for i, key in enumerate(partition_keys)}
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days, key=position.__getitem__):
+        if ranges and position[day] == position[ranges[-1][1]] + 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of one run over the received dates ``first`` to ``last`` (the lake assets'
+    single-run backfill policy reads the whole range in one run)."""
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
 
 
 def plan_ingest_runs(
-    cursor: str | None, observed: dict[str, str], valid_days: set[str] | None = None
-) -> tuple[list[dg.RunRequest], str]:
-    """Run requests for days whose landed files changed since the cursor; the new cursor."""
-    previous: dict[str, str] = json.loads(cursor) if cursor else {}
-    requests = [
-        dg.RunRequest(run_key=f"{day}:{fingerprint}", partition_key=day)
-        for day, fingerprint in sorted(observed.items())
-        if previous.get(day) != fingerprint and (valid_days is None or day in valid_days)
-    ]
-    return requests, json.dumps(observed, sort_keys=True)
+    stale: dict[str, str], partition_keys: list[str]
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """One run request per contiguous range of stale days, keyed by the days' fingerprints
+    (the same files never start a second run); and the stale days outside the partitions."""
+    valid = set(partition_keys)
+    outside = sorted(day for day in stale if day not in valid)
+    requests = []
+    for first, last in contiguous_ranges((d for d in stale if d in valid), partition_keys):
+        days = partition_keys[partition_keys.index(first) : partition_keys.index(last) + 1]
+        key = fingerprint([stale[day] for day in days])
+        requests.append(
+            dg.RunRequest(run_key=f"{first}..{last}:{key}", tags=range_tags(first, last))
+        )
+    return requests, outside
 
 
 @dg.sensor(
     job_name="ingest_events",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Lands web and ESP events of every received date whose files changed.",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Lands web and ESP events of every received date whose files are new or "
+    "changed since its lake partition was built.",
 )
 def landing_sensor(
     context: dg.SensorEvaluationContext,
     web_events_source: EventFolderSource,
     esp_events_source: EventFolderSource,
-) -> dg.SensorResult:
-    observed = folder_fingerprints([web_events_source, esp_events_source])
-    requests, cursor = plan_ingest_runs(context.cursor, observed)
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+) -> dg.SensorResult | dg.SkipReason:
+    stale = stale_days(context.instance, [web_events_source, esp_events_source])
+    requests, outside = plan_ingest_runs(stale, received_date_partitions.get_partition_keys())
+    if outside:
+        context.log.warning(
+            f"received dates before the first event partition ({START_DATE_VARIABLE} or the "
+            f"oldest landed day when the code location loaded): {outside}; reload the code "
+            "location to land them"
+        )
+    if not requests:
+        return dg.SkipReason("every landed received date is in the lake")
+    return dg.SensorResult(run_requests=requests)
 
 
 def new_alert_records(
