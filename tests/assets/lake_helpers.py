@@ -71,6 +71,16 @@ def metadata(result: dg.ExecuteInProcessResult, source: str) -> dict:
     raise KeyError(source)
 
 
+def partition_metadata(result: dg.ExecuteInProcessResult, source: str) -> dict[str, dict]:
+    """Each partition's own figures (not the range's summary), by partition key."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
+        if m.asset_key.path[-1] == source and "partition_range" not in m.metadata:
+            found[m.partition] = {k: v.value for k, v in m.metadata.items()}
+    return found
+
+
 def lake(paths: Paths) -> LakeResource:
     return LakeResource(url=paths.lake_url)
 

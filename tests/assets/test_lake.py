@@ -25,6 +25,7 @@ from tests.assets.lake_helpers import (
     materialize_batches,
     materialize_events,
     metadata,
+    partition_metadata,
     per_file_counts,
     read_table,
     reasons,
@@ -68,13 +69,32 @@ def test_materialization_metadata_reports_rows_and_paths(
 ) -> None:
     paths, _ = landed
     result = materialize_events(paths)
-    web = metadata(result, "web_events")
-    assert web["rows_in"] == web["rows_landed"] + web["rows_quarantined"]
-    assert web["dagster/row_count"] == web["rows_landed"] > 0
-    assert web["partitions_written"] == len(landed_days(paths))
-    assert web["quarantine_reasons"] == reasons(paths, "web_events")
-    assert web["rows_quarantined"] == sum(web["quarantine_reasons"].values()) > 0
-    assert all(p.endswith("data.parquet") for p in web["paths"])
+    web = metadata(result, "web_events")  # the range's summary, recorded on every partition
+    days = landed_days(paths)
+    assert web["partition_range"] == f"{days[0]}..{days[-1]}"
+    assert web["partitions_written"] == len(days)
+    assert web["range_rows_in"] == web["range_rows_landed"] + web["range_rows_quarantined"]
+    assert web["range_quarantine_reasons"] == reasons(paths, "web_events")
+    own = partition_metadata(result, "web_events")
+    assert sorted(own) == days
+    for day, figures in own.items():
+        assert figures["rows_in"] == figures["rows_landed"] + figures["rows_quarantined"]
+        assert (
+            figures["dagster/row_count"]
+            == figures["rows_landed"]
+            == len(
+                read_table(paths, "web_events").filter(
+                    pl.col("received_date").cast(pl.String) == day
+                )
+            )
+        ), day
+        assert figures["path"].endswith(f"received_date={day}/data.parquet")
+        assert [c.name for c in figures["dagster/column_schema"].columns][:2] == [
+            "message_id",
+            "type",
+        ]
+    assert sum(f["rows_landed"] for f in own.values()) == web["range_rows_landed"] > 0
+    assert sum(f["rows_quarantined"] for f in own.values()) == web["range_rows_quarantined"] > 0
 
 
 def test_rematerializing_a_partition_leaves_the_lake_exactly_as_before(
