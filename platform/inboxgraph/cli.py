@@ -29,6 +29,16 @@ def _parse_timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -143,7 +153,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from inboxgraph.collector import CollectorSettings, KafkaSink, LandingSink, build_app
+    from inboxgraph.collector import (
+        CollectorSettings,
+        KafkaSink,
+        LandingSink,
+        build_app,
+        server_config,
+    )
 
     paths = ensure_environment()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
@@ -158,14 +174,24 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
         where = f"{paths.landing_url}/web_events (batch path)"
     write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
-    app = build_app(sink, CollectorSettings(write_key=write_key))
+    settings = CollectorSettings(
+        write_key=write_key,
+        rate_per_key=args.rate_per_key,
+        burst_per_key=args.burst_per_key,
+        rate_per_client=args.rate_per_client,
+        burst_per_client=args.burst_per_client,
+        max_concurrent_requests=args.max_concurrent,
+        header_timeout_seconds=args.header_timeout,
+        body_timeout_seconds=args.body_timeout,
+    )
+    app = build_app(sink, settings)
     print(
         f"collecting on http://{args.host}:{args.port}/v1/ into {where}; "
         f"write key {'required' if write_key else 'not required'}",
         flush=True,
     )
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.Server(server_config(app, args.host, args.port, settings)).run()
     finally:
         if isinstance(sink, KafkaSink):
             sink.close()
@@ -206,6 +232,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from inboxgraph.collector import CollectorSettings
+
     parser = argparse.ArgumentParser(
         prog="inboxgraph",
         description="Customer data platform for email personalization (Dagster + dbt + DuckDB).",
@@ -260,6 +288,39 @@ def build_parser() -> argparse.ArgumentParser:
     collect = sub.add_parser("collect", help="the Segment-compatible event collector")
     collect.add_argument("--host", default="127.0.0.1")
     collect.add_argument("--port", type=_positive, default=8088)
+    limits = CollectorSettings()
+    collect.add_argument(
+        "--rate-per-key",
+        type=_positive_number,
+        default=limits.rate_per_key,
+        help="requests per second per write key (beyond: 429 with Retry-After)",
+    )
+    collect.add_argument("--burst-per-key", type=_positive, default=limits.burst_per_key)
+    collect.add_argument(
+        "--rate-per-client",
+        type=_positive_number,
+        default=limits.rate_per_client,
+        help="requests per second per client address",
+    )
+    collect.add_argument("--burst-per-client", type=_positive, default=limits.burst_per_client)
+    collect.add_argument(
+        "--max-concurrent",
+        type=_positive,
+        default=limits.max_concurrent_requests,
+        help="requests in progress at once (beyond: 503 with Retry-After)",
+    )
+    collect.add_argument(
+        "--header-timeout",
+        type=_positive_number,
+        default=limits.header_timeout_seconds,
+        help="seconds a client has to send its request headers",
+    )
+    collect.add_argument(
+        "--body-timeout",
+        type=_positive_number,
+        default=limits.body_timeout_seconds,
+        help="seconds a client has to send its request body",
+    )
     collect.set_defaults(func=cmd_collect)
 
     stream = sub.add_parser("stream", help="the stream worker: Kafka -> lake")

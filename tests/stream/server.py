@@ -1,4 +1,5 @@
-"""Run the collector's ASGI app with uvicorn in a background thread."""
+"""Run the collector's ASGI app with uvicorn in a background thread, configured as
+`inboxgraph collect` runs it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from contextlib import contextmanager
 import requests
 import uvicorn
 
+from inboxgraph.collector import CollectorSettings, server_config
 from inboxgraph.local_kafka import free_port
 
 
 @contextmanager
-def serve(app: object) -> Iterator[str]:
+def serve(app: object, settings: CollectorSettings | None = None) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
-    )
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, settings or CollectorSettings()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
