@@ -54,8 +54,8 @@ def _check_result(outcome: ContractOutcome, key: dg.AssetCheckKey) -> dg.AssetCh
             "checks_total": len(outcome.checks),
             "checks": dg.MetadataValue.md(outcome.as_markdown()),
             "diagnostics": dg.MetadataValue.json(outcome.checks),
-            "errors": outcome.errors,
             "contract": dg.MetadataValue.path(outcome.contract),
+            **({"errors": outcome.errors} if outcome.errors else {}),
         },
     )
 

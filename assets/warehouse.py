@@ -66,6 +66,42 @@ class InboxgraphDbtTranslator(DagsterDbtTranslator):
             tags={"layer": "marts" if layer == "marts" else "warehouse"}
         )
 
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: Any,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        node = manifest["nodes"].get(unique_id, {})
+        description = node.get("description") or check_description(node.get("test_metadata"))
+        return spec._replace(description=description) if description else spec
+
+
+def check_description(test_metadata: Mapping[str, Any] | None) -> str | None:
+    """A sentence for a generic dbt test, from its name and arguments (a singular test's own
+    description is in its YAML)."""
+    if not test_metadata:
+        return None
+    kwargs = test_metadata.get("kwargs", {})
+    column = f"`{kwargs.get('column_name')}`"
+    match test_metadata.get("name"):
+        case "unique":
+            return f"Every {column} is unique."
+        case "not_null":
+            return f"{column} is never null."
+        case "unique_and_not_null":
+            return f"Every {column} is present and unique: the table's primary key."
+        case "accepted_values":
+            return f"{column} is one of: {', '.join(map(str, kwargs.get('values', [])))}."
+        case "relationships":
+            target = str(kwargs.get("to", "")).removeprefix("ref('").removesuffix("')")
+            return f"Every {column} exists in `{target}`.`{kwargs.get('field')}`."
+    return None
+
 
 translator = InboxgraphDbtTranslator(
     settings=DagsterDbtTranslatorSettings(enable_code_references=False)
@@ -151,7 +187,6 @@ class WarehouseConfig(dg.Config):
 
 @dbt_assets(
     manifest=ensure_manifest(),
-    project=dbt_project,
     dagster_dbt_translator=translator,
     name="warehouse_dbt_models",
     pool=WAREHOUSE_POOL,

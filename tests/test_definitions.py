@@ -40,3 +40,32 @@ def test_definitions_load_and_the_graph_runs_sources_to_marts(platform_home: Pat
     assert defs.resolve_job_def("ingest_events").partitions_def is not None
     assert graph.get(dg.AssetKey(["lake", "web_events"])).group_name == "web"
     assert graph.get(dg.AssetKey(["marts", "customer_profiles"])).group_name == "profiles"
+
+
+def test_the_graph_reads_as_a_product(platform_home: Paths) -> None:
+    """Owners, descriptions of every check and mart column, no unserializable metadata, and
+    names the lineage graph keeps apart when it shortens them (first 8 and last 9 letters)."""
+    import json
+
+    from inboxgraph.dbt_project import dbt_project
+    from inboxgraph.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners, key
+        for name, value in node.metadata.items():
+            assert type(value).__name__ != "DbtProject", (key, name)
+    for assets_def in defs.assets:
+        for spec in getattr(assets_def, "check_specs", []):
+            assert spec.description, spec.key
+    labels: dict[str, str] = {}
+    for key in graph.get_all_asset_keys():
+        name = key.path[-1]
+        label = f"{name[:8]}…{name[-9:]}" if len(name) > 20 else name
+        assert labels.setdefault(label, name) == name, (label, labels[label], name)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["fqn"][1] == "marts":
+            undescribed = [c for c, props in node["columns"].items() if not props["description"]]
+            assert node["description"] and not undescribed, (node["name"], undescribed)

@@ -1,5 +1,3 @@
-{{ config(meta={"dagster": {"ref": {"name": "segment_memberships"}}}) }}
-
 -- Nobody but a subscribed person may be in a segment (and so in an email list).
 select memberships.membership_id
 from {{ ref('segment_memberships') }} as memberships

@@ -28,7 +28,14 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def _with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+# Who answers for an asset: the team that runs the platform, and for the systems outside it
+# (the sources) the same team as their contact.
+OWNERS = ["team:data-platform"]
+
+
+def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if not spec.owners:
+        spec = spec.replace_attributes(owners=OWNERS)
     if spec.freshness_policy is not None or spec.key.path[0] == "sources":
         return spec
     return spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)
@@ -64,7 +71,7 @@ nightly_refresh = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=dg.map_asset_specs(
-        _with_freshness,
+        _with_project_policies,
         [
             *source_specs,
             *stream_specs,

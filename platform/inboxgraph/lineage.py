@@ -79,7 +79,7 @@ class ColumnLineageCache:
                 if held is not None and held["schema"] == key:
                     if held["lineage"] is not None:
                         lineage = dg.deserialize_value(held["lineage"])
-                        event = event.with_metadata({**metadata, LINEAGE: lineage})
+                        event = event.with_metadata(with_upstream_columns(metadata, lineage))
                 else:
                     # Its columns changed: forgotten, so the next run that builds it works
                     # lineage out again.
@@ -93,6 +93,9 @@ class ColumnLineageCache:
                     if LINEAGE in metadata
                     else None,
                 }
+                if LINEAGE in metadata:
+                    lineage = metadata[LINEAGE].value
+                    event = event.with_metadata(with_upstream_columns(metadata, lineage))
             yield event
         self.save()
 
@@ -102,3 +105,34 @@ class ColumnLineageCache:
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         partial.write_text(json.dumps({"fingerprint": self.fingerprint, "models": self.models}))
         os.replace(partial, self.path)
+
+
+def with_upstream_columns(
+    metadata: Mapping[str, Any], lineage: dg.TableColumnLineage
+) -> dict[str, Any]:
+    """``metadata`` with the column lineage, and each column of the schema described by the
+    upstream columns it is computed from: Dagster's open-source UI shows the column schema
+    (the asset's Columns table) but not ``dagster/column_lineage``."""
+    schema = metadata[SCHEMA].value
+    columns = []
+    for column in schema.columns:
+        deps = lineage.deps_by_column.get(column.name, [])
+        upstream = ", ".join(
+            sorted(f"{dep.asset_key.to_user_string()}.{dep.column_name}" for dep in deps)
+        )
+        note = f"From {upstream}." if upstream else ""
+        description = " ".join(part for part in (column.description, note) if part) or None
+        columns.append(
+            dg.TableColumn(
+                name=column.name,
+                type=column.type,
+                description=description,
+                constraints=column.constraints,
+                tags=column.tags,
+            )
+        )
+    return {
+        **metadata,
+        LINEAGE: lineage,
+        SCHEMA: dg.TableSchema(columns=columns, constraints=schema.constraints),
+    }

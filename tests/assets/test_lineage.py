@@ -7,7 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from inboxgraph.lineage import LINEAGE, SCHEMA, ColumnLineageCache, project_fingerprint
+from inboxgraph.lineage import (
+    LINEAGE,
+    SCHEMA,
+    ColumnLineageCache,
+    project_fingerprint,
+    with_upstream_columns,
+)
 
 MANIFEST = {
     "metadata": {"project_name": "inboxgraph"},
@@ -113,3 +119,30 @@ def test_a_model_without_lineage_is_held_so_the_cache_is_reused(tmp_path: Path) 
     profiles, resolved = second.attach(iter([_event(SCHEMA_V1), python_model]))
     assert _lineage(profiles) == LINEAGE_V1
     assert _lineage(resolved) is None
+
+
+def test_each_column_of_the_schema_names_its_upstream_columns() -> None:
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("email", "varchar", description="Primary address."),
+            dg.TableColumn("n", "bigint"),
+            dg.TableColumn("as_of", "timestamp"),
+        ]
+    )
+    lineage = dg.TableColumnLineage(
+        deps_by_column={
+            "email": [
+                dg.TableColumnDep(dg.AssetKey(["lake", "hubspot_contacts"]), "email"),
+                dg.TableColumnDep(dg.AssetKey(["lake", "shop_customers"]), "email"),
+            ],
+            "n": [dg.TableColumnDep(dg.AssetKey(["warehouse", "stg_web__events"]), "event_id")],
+        }
+    )
+    metadata = with_upstream_columns({SCHEMA: dg.MetadataValue.table_schema(schema)}, lineage)
+    described = {c.name: c.description for c in metadata[SCHEMA].columns}
+    assert described == {
+        "email": "Primary address. From lake/hubspot_contacts.email, lake/shop_customers.email.",
+        "n": "From warehouse/stg_web__events.event_id.",
+        "as_of": None,
+    }
+    assert metadata[LINEAGE] == lineage

@@ -18,11 +18,11 @@ web as (
 ),
 
 engagement as (
-    select * from {{ ref('int_person__email_engagement_aggregated') }}
+    select * from {{ ref('int_person__email_engagement_counted') }}
 ),
 
 transactions as (
-    select * from {{ ref('int_person__transactions_aggregated') }}
+    select * from {{ ref('int_person__orders_summarized') }}
 ),
 
 carts as (

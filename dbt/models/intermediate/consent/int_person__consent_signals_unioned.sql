@@ -44,7 +44,7 @@ identify as (
         case when traits_unsubscribed then 'opt_out' else 'explicit_opt_in' end as signal,
         occurred_at,
         'web_events' as source
-    from {{ ref('int_web__profile_events_attributed') }}
+    from {{ ref('int_web__profile_events_resolved') }}
     where message_type = 'identify' and (traits_unsubscribed or traits_email_opt_in)
 ),
 

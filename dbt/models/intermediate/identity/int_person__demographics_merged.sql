@@ -19,7 +19,7 @@ with observed as (
     union all
     select person_id, traits_first_name, traits_last_name, traits_city, traits_country,
            occurred_at, 3
-    from {{ ref('int_web__profile_events_attributed') }}
+    from {{ ref('int_web__profile_events_resolved') }}
     where message_type = 'identify'
 ),
 

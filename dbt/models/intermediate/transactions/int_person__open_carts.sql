@@ -1,11 +1,11 @@
 -- One row per person with a cart still open: what they added since their last order.
 with events as (
-    select * from {{ ref('int_web__profile_events_attributed') }}
+    select * from {{ ref('int_web__profile_events_resolved') }}
 ),
 
 last_orders as (
     select person_id, max(ordered_at) as last_order_at
-    from {{ ref('int_person__orders_unioned') }}
+    from {{ ref('int_person__orders_combined') }}
     group by person_id
 ),
 

@@ -25,7 +25,7 @@ web_orders as (
         revenue as total,
         occurred_at as ordered_at,
         'web' as source
-    from {{ ref('int_web__profile_events_attributed') }}
+    from {{ ref('int_web__profile_events_resolved') }}
     where event_name = 'Order Completed' and order_id is not null
     qualify row_number() over (partition by order_id order by occurred_at, event_id) = 1
 ),

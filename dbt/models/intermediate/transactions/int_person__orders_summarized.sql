@@ -1,6 +1,6 @@
 -- One row per person with orders: counts, value, recency, RFM scores and the open cart.
 with orders as (
-    select * from {{ ref('int_person__orders_unioned') }}
+    select * from {{ ref('int_person__orders_combined') }}
 ),
 
 per_person as (
