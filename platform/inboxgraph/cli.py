@@ -8,7 +8,12 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from inboxgraph.settings import ensure_environment, is_remote, require_local
+from inboxgraph.settings import (
+    ConfigurationError,
+    ensure_environment,
+    is_remote,
+    require_local,
+)
 
 DEMO_PEOPLE = 2_000
 DEMO_DAYS = 120
@@ -349,9 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.home:
-        ensure_environment(args.home)
-    return args.func(args)
+    try:
+        if args.home:
+            ensure_environment(args.home)
+        return args.func(args)
+    except ConfigurationError as exc:
+        print(f"inboxgraph: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

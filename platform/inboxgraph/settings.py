@@ -27,6 +27,47 @@ OPTIONAL_VARIABLES = (
 )
 
 
+class ConfigurationError(ValueError):
+    """A configuration variable holds a value the platform cannot use; the message is one
+    sentence that names the variable."""
+
+
+SHOP_DB_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg2")
+
+
+def check_location(variable: str, value: str) -> str:
+    """``value`` when it is a local path or an s3:// URL (or empty: derived from the home)."""
+    if value and is_remote(value) and not value.startswith("s3://"):
+        raise ConfigurationError(
+            f"{variable}={value!r} is not supported: use a local folder or s3://bucket/prefix"
+        )
+    return value
+
+
+def check_shop_db_url(value: str) -> str:
+    """``value`` when it names a database the shop extract reads (or is empty)."""
+    scheme = value.split("://", 1)[0] if "://" in value else None
+    if value and scheme not in SHOP_DB_SCHEMES:
+        raise ConfigurationError(
+            f"INBOXGRAPH_SHOP_DB_URL={value!r} is not supported: use sqlite:///path/to/shop.db "
+            "or postgresql://user@host/database"
+        )
+    return value
+
+
+def check_environment() -> None:
+    """Raise ConfigurationError for the first configuration variable that cannot work."""
+    for variable in ("INBOXGRAPH_LANDING_URL", "INBOXGRAPH_LAKE_URL"):
+        check_location(variable, os.environ.get(variable, ""))
+    check_shop_db_url(os.environ.get("INBOXGRAPH_SHOP_DB_URL", ""))
+    warehouse = os.environ.get("INBOXGRAPH_WAREHOUSE", "")
+    if warehouse and is_remote(warehouse):
+        raise ConfigurationError(
+            f"INBOXGRAPH_WAREHOUSE={warehouse!r} is not supported: use the path of a DuckDB "
+            "file (a MotherDuck warehouse is a dbt target, see the README)"
+        )
+
+
 @dataclass(frozen=True)
 class Paths:
     """The resolved locations of every part of the embedded platform."""
@@ -99,6 +140,7 @@ def ensure_environment(home: str | None = None) -> Paths:
     """
     if home:
         os.environ["INBOXGRAPH_HOME"] = home
+    check_environment()
     paths = resolve_paths()
     os.environ["INBOXGRAPH_HOME"] = paths.home
     defaults = {

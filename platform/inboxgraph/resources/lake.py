@@ -18,7 +18,7 @@ import dagster as dg
 import polars as pl
 
 from inboxgraph.objectstore import join, polars_storage_options, store_for
-from inboxgraph.settings import is_remote, require_local, resolve_paths
+from inboxgraph.settings import check_location, is_remote, require_local, resolve_paths
 from inboxgraph.storage import commit, write_atomic
 
 ZONES = ("raw", "quarantine")
@@ -33,6 +33,9 @@ class LakeResource(dg.ConfigurableResource):
 
     url: str = ""
     home: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_location("INBOXGRAPH_LAKE_URL", self.url)
 
     @property
     def location(self) -> str:

@@ -21,7 +21,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from inboxgraph.objectstore import join, name_of, store_for
-from inboxgraph.settings import is_remote, resolve_paths
+from inboxgraph.settings import check_location, check_shop_db_url, is_remote, resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
@@ -71,6 +71,9 @@ class EventFolderSource(dg.ConfigurableResource):
     folder: str
     landing_url: str = ""
     home: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
 
     @property
     def root(self) -> str:
@@ -174,6 +177,10 @@ class HubspotContactsSource(dg.ConfigurableResource):
 
     landing_url: str = ""
     home: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
+
     lookback_minutes: int = 60
 
     @property
@@ -247,6 +254,9 @@ class ShopDatabase(dg.ConfigurableResource):
     home: str = ""
     lookback_minutes: int = 60
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_shop_db_url(self.url)
+
     @property
     def resolved_url(self) -> str:
         return resolve_paths(home=self.home or None, shop_db_url=self.url or None).shop_db_url
@@ -294,6 +304,9 @@ class EnrichmentSource(dg.ConfigurableResource):
 
     landing_url: str = ""
     home: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
 
     @property
     def root(self) -> str:
