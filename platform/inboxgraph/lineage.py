@@ -24,6 +24,8 @@ import dagster as dg
 
 LINEAGE = "dagster/column_lineage"
 SCHEMA = "dagster/column_schema"
+# The same lineage as a table the open-source UI shows in a materialization's metadata.
+UPSTREAM_COLUMNS = "upstream_columns"
 
 
 def project_fingerprint(manifest: Mapping[str, Any]) -> str:
@@ -112,15 +114,18 @@ def with_upstream_columns(
 ) -> dict[str, Any]:
     """``metadata`` with the column lineage, and each column of the schema described by the
     upstream columns it is computed from: Dagster's open-source UI shows the column schema
-    (the asset's Columns table) but not ``dagster/column_lineage``."""
+    (the asset's Columns table) but not ``dagster/column_lineage``; the same lineage is also a
+    table in the materialization's metadata (``upstream_columns``)."""
     schema = metadata[SCHEMA].value
     columns = []
+    rows = ["| column | computed from |", "|---|---|"]
     for column in schema.columns:
         deps = lineage.deps_by_column.get(column.name, [])
         upstream = ", ".join(
             sorted(f"{dep.asset_key.to_user_string()}.{dep.column_name}" for dep in deps)
         )
         note = f"From {upstream}." if upstream else ""
+        rows.append(f"| {column.name} | {upstream or '(a constant, or computed here)'} |")
         description = " ".join(part for part in (column.description, note) if part) or None
         columns.append(
             dg.TableColumn(
@@ -135,4 +140,5 @@ def with_upstream_columns(
         **metadata,
         LINEAGE: lineage,
         SCHEMA: dg.TableSchema(columns=columns, constraints=schema.constraints),
+        UPSTREAM_COLUMNS: dg.MetadataValue.md("\n".join(rows)),
     }

@@ -146,3 +146,5 @@ def test_each_column_of_the_schema_names_its_upstream_columns() -> None:
         "as_of": None,
     }
     assert metadata[LINEAGE] == lineage
+    table = metadata["upstream_columns"].value
+    assert "| n | warehouse/stg_web__events.event_id |" in table.splitlines()
