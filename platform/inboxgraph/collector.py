@@ -41,6 +41,9 @@ from inboxgraph.transforms import web_events
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+# Plain bodies up to this size are parsed on the event loop; larger or compressed ones (which
+# may inflate to the limit) in a worker thread.
+INLINE_BODY_BYTES = 64 * 1024
 CALLS = ("identify", "track", "page", "screen", "alias", "group")
 # A repeated message id inside one request is left to the lake's deduplication.
 ACCEPTED_REASONS = {None, "duplicate_message_id"}
@@ -497,9 +500,13 @@ def build_app(
         encoding = request.headers.get("content-encoding", "").strip().lower()
         limit = settings.max_batch_bytes if call == "batch" else settings.max_message_bytes
         raw = await read_body(request, body_limit(limit, encoding), settings.body_timeout_seconds)
-        messages, encoded = await run_in_threadpool(
-            prepare_request, call, raw, encoding, presented, settings
-        )
+        prepare = (prepare_request, call, raw, encoding, presented, settings)
+        if len(raw) <= INLINE_BODY_BYTES and encoding in ("", "identity"):
+            # A small plain body parses in well under a millisecond: a thread hop would
+            # cost more than the work.
+            messages, encoded = prepare[0](*prepare[1:])
+        else:
+            messages, encoded = await run_in_threadpool(*prepare)
         # A key sent in the body (not the header) is counted once the body is read.
         if (
             presented is None
