@@ -56,9 +56,16 @@ def test_the_audit_trail_has_a_row_for_every_materialization(
     paths, summary = pipeline
     instance = prepare_instance(paths)
     for run_id in summary.run_ids:
-        events = instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-        ).records
+        # A range run's summary, which Dagster records on every partition of the range, is
+        # left out: each partition has a row of its own figures.
+        events = [
+            e
+            for e in instance.get_records_for_run(
+                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).records
+            if "partition_range"
+            not in e.event_log_entry.dagster_event.event_specific_data.materialization.metadata
+        ]
         expected = {
             (
                 e.event_log_entry.dagster_event.asset_key.to_user_string(),
