@@ -69,3 +69,26 @@ def test_the_graph_reads_as_a_product(platform_home: Paths) -> None:
         if node["resource_type"] == "model" and node["fqn"][1] == "marts":
             undescribed = [c for c, props in node["columns"].items() if not props["description"]]
             assert node["description"] and not undescribed, (node["name"], undescribed)
+
+
+def test_importing_the_definitions_changes_no_variable(tmp_path: object) -> None:
+    """A code server that loaded `.env` (every location empty) keeps each variable as it was,
+    so every dg.EnvVar the resources read still resolves when a run is launched."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INBOXGRAPH_")}
+    empty = ("INBOXGRAPH_LANDING_URL", "INBOXGRAPH_LAKE_URL", "INBOXGRAPH_WAREHOUSE")
+    env.update({name: "" for name in empty})
+    env["INBOXGRAPH_HOME"] = str(tmp_path)
+    script = (
+        "import json, os; before = dict(os.environ); import inboxgraph.definitions; "
+        "print(json.dumps([k for k in set(before) | set(os.environ) "
+        "if k.startswith(('INBOXGRAPH_', 'DAGSTER_', 'DBT_')) "
+        "and before.get(k) != os.environ.get(k)]))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip().splitlines()[-1] == "[]"
