@@ -10,6 +10,7 @@ from types import ModuleType
 import dagster as dg
 import polars as pl
 
+from inboxgraph.crash import stop_when_interrupted
 from inboxgraph.objectstore import name_of, store_for
 from inboxgraph.partitions import PARTITION_RANGE, RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
@@ -172,31 +173,35 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
         reasons: Counter[str] = Counter()
         own: dict[str, dict[str, object]] = {}
         fields: Counter[str] = Counter()
-        for day in context.partition_keys:
-            partition = {RECEIVED_DATE: day}
-            if day not in landed_days:
-                lake.delete_partition("raw", source, partition)
-                lake.delete_partition("quarantine", source, partition)
-                own[day] = _partition_metadata(0, pl.DataFrame(), pl.DataFrame(), 0, None, None)
-                continue
-            lines = reader.read_lines(day)
-            prepared = transform.prepare(lines, date.fromisoformat(day)).collect()
-            prepared, removed = drop_tombstoned(prepared, source, tombstones)
-            seen, records = field_counts(prepared)
-            fields.update(seen)
-            totals["parsed"] += records
-            good, bad = split_quarantine(prepared.lazy(), list(transform.LANDED_COLUMNS))
-            lake.write("quarantine", source, bad, partition)
-            path = lake.write("raw", source, good, partition)
-            own[day] = _partition_metadata(
-                lines.height, good, bad, removed, path, {day: fingerprints[day]}
-            )
-            totals.update({"in": lines.height, "landed": good.height, "quarantined": bad.height})
-            totals["erased"] += removed
-            reasons.update(_reason_counts(bad))
-            context.log.info(
-                f"{source} {day}: {lines.height} in, {good.height} landed, {bad.height} quarantined"
-            )
+        with stop_when_interrupted():
+            for day in context.partition_keys:
+                partition = {RECEIVED_DATE: day}
+                if day not in landed_days:
+                    lake.delete_partition("raw", source, partition)
+                    lake.delete_partition("quarantine", source, partition)
+                    own[day] = _partition_metadata(0, pl.DataFrame(), pl.DataFrame(), 0, None, None)
+                    continue
+                lines = reader.read_lines(day)
+                prepared = transform.prepare(lines, date.fromisoformat(day)).collect()
+                prepared, removed = drop_tombstoned(prepared, source, tombstones)
+                seen, records = field_counts(prepared)
+                fields.update(seen)
+                totals["parsed"] += records
+                good, bad = split_quarantine(prepared.lazy(), list(transform.LANDED_COLUMNS))
+                lake.write("quarantine", source, bad, partition)
+                path = lake.write("raw", source, good, partition)
+                own[day] = _partition_metadata(
+                    lines.height, good, bad, removed, path, {day: fingerprints[day]}
+                )
+                totals.update(
+                    {"in": lines.height, "landed": good.height, "quarantined": bad.height}
+                )
+                totals["erased"] += removed
+                reasons.update(_reason_counts(bad))
+                context.log.info(
+                    f"{source} {day}: {lines.height} in, {good.height} landed, "
+                    f"{bad.height} quarantined"
+                )
         drift = assess_fields(
             dict(fields), totals["parsed"], transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
         )

@@ -3,6 +3,7 @@
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -13,6 +14,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from inboxgraph.crash import stop_when_interrupted
 from inboxgraph.dbt_project import (
     completed_events,
     dbt_project,
@@ -24,10 +26,8 @@ from inboxgraph.dbt_project import (
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
 from inboxgraph.resources.lake import LakeResource
-from inboxgraph.resources.warehouse import WarehouseResource
+from inboxgraph.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from inboxgraph.stream import ensure_stream_table
-
-WAREHOUSE_POOL = "warehouse"
 
 FOLDER_GROUPS = {"hubspot": "crm"}
 
@@ -129,6 +129,16 @@ INCREMENTAL_EVENT_MODELS = {
 }
 
 
+@contextmanager
+def _restored(saved: dict[str, str | None]) -> Iterator[None]:
+    """Put the variables back, and close the DuckDB handle dbt's adapter left in this process."""
+    try:
+        yield
+    finally:
+        restore_environment(saved)
+        release_duckdb_adapter()
+
+
 def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events") -> list[str]:
     """Received dates of ``source`` landed since its incremental models' last builds started.
 
@@ -221,7 +231,7 @@ def warehouse_dbt_models(
         args.append("--full-refresh")
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    try:
+    with stop_when_interrupted(), _restored(saved):
         invocation = dbt.cli(args, context=context)
         # Beside the manifest: lineage follows the project's code and the models' columns, not
         # the data, so every platform home built from this checkout shares it.
@@ -237,6 +247,3 @@ def warehouse_dbt_models(
                 with_column_lineage=not lineage.reusable,
             )
         )
-    finally:
-        restore_environment(saved)
-        release_duckdb_adapter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -88,10 +89,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager's stop, `kill`) stops a run as Ctrl-C does: Dagster marks
+    the run failed and releases its slots, and dbt's process is terminated."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from inboxgraph.runner import format_summary, run_pipeline
 
     paths = ensure_environment()
+    _stop_on_sigterm()
     started = time.monotonic()
     print(f"running the asset graph on {paths.home} (Dagster instance {paths.dagster_home})")
     summary = run_pipeline(
@@ -100,6 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         reingest=args.reingest,
         warehouse=not args.skip_warehouse,
+        pool_wait_seconds=args.wait_for_pool,
     )
     print(format_summary(summary))
     print(f"done in {time.monotonic() - started:.1f}s")
@@ -117,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code:
             return code
     args.as_of, args.full_refresh, args.reingest, args.skip_warehouse = None, False, False, False
+    args.wait_for_pool = 1800
     return cmd_run(args)
 
 
@@ -267,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="rebuild incremental warehouse models from scratch",
+    )
+    run.add_argument(
+        "--wait-for-pool",
+        type=_positive_number,
+        default=1800,
+        help="seconds to wait for another run that holds the warehouse (then fail)",
     )
     run.add_argument(
         "--reingest",

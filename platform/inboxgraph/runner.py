@@ -18,9 +18,11 @@ import dagster as dg
 import duckdb
 from filelock import FileLock
 
+from inboxgraph.crash import process_tags, reclaim_dead_runs, wait_for_pool
 from inboxgraph.dbt_project import REPOSITORY_ROOT, ensure_manifest
 from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
 from inboxgraph.resources.sources import EventFolderSource
+from inboxgraph.resources.warehouse import WAREHOUSE_POOL
 from inboxgraph.sensors import contiguous_ranges, range_tags, stale_days
 from inboxgraph.settings import Paths
 
@@ -129,6 +131,7 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     reingest: bool = False,
     warehouse: bool = True,
+    pool_wait_seconds: float = 1800,
 ) -> RunSummary:
     """Land the received dates whose files are new or changed (every landed date with
     ``reingest``), then refresh the warehouse (unless not ``warehouse``); returns the summary."""
@@ -136,6 +139,7 @@ def run_pipeline(
     from inboxgraph import definitions
 
     instance = prepare_instance(paths)
+    reclaim_dead_runs(instance, log)
     summary = RunSummary()
     partition_keys = received_date_partitions.get_partition_keys()
     valid = set(partition_keys)
@@ -157,7 +161,7 @@ def run_pipeline(
             dg.reconstructable(definitions.ingest_events),
             instance=instance,
             run_config=CONSOLE_LOGGING,
-            tags={**range_tags(first, last), "inboxgraph/trigger": "cli"},
+            tags={**range_tags(first, last), **process_tags(), "inboxgraph/trigger": "cli"},
         )
         _collect(result, summary)
         if not result.success:
@@ -177,11 +181,12 @@ def run_pipeline(
             }
         },
     }
+    wait_for_pool(instance, WAREHOUSE_POOL, pool_wait_seconds, log)
     result = dg.execute_job(
         dg.reconstructable(definitions.refresh_warehouse),
         instance=instance,
         run_config=run_config,
-        tags={"inboxgraph/trigger": "cli"},
+        tags={**process_tags(), "inboxgraph/trigger": "cli"},
     )
     _collect(result, summary)
     _read_marts(paths, summary)

@@ -7,6 +7,9 @@ import duckdb
 
 from inboxgraph.settings import resolve_paths
 
+# The concurrency pool of every step that writes the warehouse: DuckDB allows one writer.
+WAREHOUSE_POOL = "warehouse"
+
 
 class WarehouseResource(dg.ConfigurableResource):
     """Connections to the warehouse (the dbt project's DuckDB file)."""
