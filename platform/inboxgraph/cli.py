@@ -195,13 +195,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
     settings = CollectorSettings(
         write_key=write_key,
-        rate_per_key=args.rate_per_key,
-        burst_per_key=args.burst_per_key,
-        rate_per_client=args.rate_per_client,
-        burst_per_client=args.burst_per_client,
-        max_concurrent_requests=args.max_concurrent,
-        header_timeout_seconds=args.header_timeout,
-        body_timeout_seconds=args.body_timeout,
+        **{field: getattr(args, field) for _, field, _, _ in COLLECTOR_LIMITS},
     )
     app = build_app(sink, settings)
     print(
@@ -248,6 +242,18 @@ def cmd_stream(args: argparse.Namespace) -> int:
     landed = worker.run(idle_exit_seconds=args.exit_when_idle)
     print(f"stream worker stopped; {landed} events landed")
     return 0
+
+
+# `inboxgraph collect`'s limits: flag, CollectorSettings field, type, help.
+COLLECTOR_LIMITS = (
+    ("--rate-per-key", "rate_per_key", _positive_number, "requests/s per write key (then 429)"),
+    ("--burst-per-key", "burst_per_key", _positive, "requests a write key may burst"),
+    ("--rate-per-client", "rate_per_client", _positive_number, "requests/s per client address"),
+    ("--burst-per-client", "burst_per_client", _positive, "requests a client may burst"),
+    ("--max-concurrent", "max_concurrent_requests", _positive, "requests at once (then 503)"),
+    ("--header-timeout", "header_timeout_seconds", _positive_number, "seconds for the headers"),
+    ("--body-timeout", "body_timeout_seconds", _positive_number, "seconds for the body"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,38 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--host", default="127.0.0.1")
     collect.add_argument("--port", type=_positive, default=8088)
     limits = CollectorSettings()
-    collect.add_argument(
-        "--rate-per-key",
-        type=_positive_number,
-        default=limits.rate_per_key,
-        help="requests per second per write key (beyond: 429 with Retry-After)",
-    )
-    collect.add_argument("--burst-per-key", type=_positive, default=limits.burst_per_key)
-    collect.add_argument(
-        "--rate-per-client",
-        type=_positive_number,
-        default=limits.rate_per_client,
-        help="requests per second per client address",
-    )
-    collect.add_argument("--burst-per-client", type=_positive, default=limits.burst_per_client)
-    collect.add_argument(
-        "--max-concurrent",
-        type=_positive,
-        default=limits.max_concurrent_requests,
-        help="requests in progress at once (beyond: 503 with Retry-After)",
-    )
-    collect.add_argument(
-        "--header-timeout",
-        type=_positive_number,
-        default=limits.header_timeout_seconds,
-        help="seconds a client has to send its request headers",
-    )
-    collect.add_argument(
-        "--body-timeout",
-        type=_positive_number,
-        default=limits.body_timeout_seconds,
-        help="seconds a client has to send its request body",
-    )
+    for flag, field, kind, help_ in COLLECTOR_LIMITS:
+        collect.add_argument(
+            flag, dest=field, type=kind, default=getattr(limits, field), help=help_
+        )
     collect.set_defaults(func=cmd_collect)
 
     stream = sub.add_parser("stream", help="the stream worker: Kafka -> lake")
