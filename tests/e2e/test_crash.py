@@ -114,14 +114,16 @@ def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
     stopped = _start(home, log, "--full-refresh")
     _wait_for(log, "START test", stopped)
     children = psutil.Process(stopped.pid).children(recursive=True)
-    assert any("dbt" in " ".join(child.cmdline()) for child in children)
+    dbt = [child for child in children if "dbt" in " ".join(child.cmdline())]
+    assert dbt, "dbt was running"
     sent = time.monotonic()
     stopped.send_signal(signal.SIGTERM)
     assert stopped.wait(timeout=30) == 1
     assert time.monotonic() - sent < 30
     claimed, statuses = _warehouse_pool(home)
     assert claimed == [] and statuses == [dg.DagsterRunStatus.FAILURE]
-    assert not [child for child in children if child.is_running()], "dbt was terminated"
+    _, alive = psutil.wait_procs(dbt, timeout=10)
+    assert not alive, "dbt was terminated"
     last = _run(home, "--full-refresh")
     assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
     got = _marts(home)
