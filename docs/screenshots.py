@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -63,6 +64,11 @@ def _capture(url: str) -> None:
             if skip.count():
                 skip.first.click()
             page.wait_for_timeout(3000)
+            if name == "partitions":  # show one day's own figures
+                days = page.get_by_text(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+                visible = [day for day in days.all() if day.is_visible()]
+                visible[min(3, len(visible) - 1)].click()
+                page.wait_for_timeout(2000)
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(f"docs/ui/{name}.png")
         browser.close()
