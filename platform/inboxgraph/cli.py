@@ -195,7 +195,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
     settings = CollectorSettings(
         write_key=write_key,
-        **{field: getattr(args, field) for _, field, _, _ in COLLECTOR_LIMITS},
+        # Unset flags keep CollectorSettings' defaults (the collector is imported only here).
+        **{
+            field: getattr(args, field)
+            for _, field, _, _ in COLLECTOR_LIMITS
+            if getattr(args, field) is not None
+        },
     )
     app = build_app(sink, settings)
     print(
@@ -257,8 +262,6 @@ COLLECTOR_LIMITS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inboxgraph.collector import CollectorSettings
-
     parser = argparse.ArgumentParser(
         prog="inboxgraph",
         description="Customer data platform for email personalization (Dagster + dbt + DuckDB).",
@@ -319,11 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect = sub.add_parser("collect", help="the Segment-compatible event collector")
     collect.add_argument("--host", default="127.0.0.1")
     collect.add_argument("--port", type=_positive, default=8088)
-    limits = CollectorSettings()
     for flag, field, kind, help_ in COLLECTOR_LIMITS:
-        collect.add_argument(
-            flag, dest=field, type=kind, default=getattr(limits, field), help=help_
-        )
+        collect.add_argument(flag, dest=field, type=kind, help=help_)
     collect.set_defaults(func=cmd_collect)
 
     stream = sub.add_parser("stream", help="the stream worker: Kafka -> lake")
