@@ -441,6 +441,11 @@ class GroupValidator:
             self._drainer = None
 
 
+def inflated_limit(call: str, settings: CollectorSettings) -> int:
+    """The most bytes a request's body may hold once inflated: a batch's or one message's."""
+    return settings.max_batch_bytes if call == "batch" else settings.max_message_bytes
+
+
 def prepare_request(
     call: str,
     raw: bytes,
@@ -450,8 +455,7 @@ def prepare_request(
 ) -> tuple[list[dict], list[str]]:
     """Inflate, parse, authorize and enrich one request's body: the CPU-bound part, run off
     the event loop."""
-    limit = settings.max_batch_bytes if call == "batch" else settings.max_message_bytes
-    body = _decode(raw, encoding, limit)
+    body = _decode(raw, encoding, inflated_limit(call, settings))
     _authorize(presented_key, body, settings.write_key)
     return enrich_messages(call, body, settings)
 
@@ -498,15 +502,15 @@ def build_app(
         if presented is not None and (wait := per_key.wait_seconds(presented)):
             raise _too_many(wait, "write key")
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        limit = settings.max_batch_bytes if call == "batch" else settings.max_message_bytes
-        raw = await read_body(request, body_limit(limit, encoding), settings.body_timeout_seconds)
-        prepare = (prepare_request, call, raw, encoding, presented, settings)
+        limit = body_limit(inflated_limit(call, settings), encoding)
+        raw = await read_body(request, limit, settings.body_timeout_seconds)
+        args = (call, raw, encoding, presented, settings)
         if len(raw) <= INLINE_BODY_BYTES and encoding in ("", "identity"):
             # A small plain body parses in well under a millisecond: a thread hop would
             # cost more than the work.
-            messages, encoded = prepare[0](*prepare[1:])
+            messages, encoded = prepare_request(*args)
         else:
-            messages, encoded = await run_in_threadpool(*prepare)
+            messages, encoded = await run_in_threadpool(prepare_request, *args)
         # A key sent in the body (not the header) is counted once the body is read.
         if (
             presented is None
