@@ -197,7 +197,7 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
                     {"in": lines.height, "landed": good.height, "quarantined": bad.height}
                 )
                 totals["erased"] += removed
-                reasons.update(_reason_counts(bad))
+                reasons.update(own[day]["quarantine_reasons"])
                 context.log.info(
                     f"{source} {day}: {lines.height} in, {good.height} landed, "
                     f"{bad.height} quarantined"
