@@ -142,6 +142,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print("forget needs --email and/or --user-id", file=sys.stderr)
         return 2
     paths = ensure_environment()
+
+    def report(layer: str, removed: int) -> None:
+        print(f"  {layer:<10}{removed:>8} records removed", flush=True)
+
     person, receipt = forget(
         email=args.email,
         user_id=args.user_id,
@@ -150,18 +154,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
         warehouse=paths.warehouse,
         exports=Path(paths.exports),
         shop_db_url=paths.shop_db_url,
+        log=report,
     )
     for line in describe(person, args.email):
         print(line)
-    layers: dict[str, int] = {}
-    for name, n in receipt.files.items():
-        layer = next(
-            (part for part in ("landing", "lake", "exports") if f"/{part}/" in name), "landing"
-        )
-        layers[layer] = layers.get(layer, 0) + n
-    layers["warehouse"] = sum(receipt.tables.values())
-    for layer, n in layers.items():
-        print(f"  {layer:<10}{n:>8} records removed")
     erased_at = receipt.erased_at.strftime("%Y-%m-%d %H:%M:%S")
     print(f"tombstones recorded; receipt in marts.audit_log (erased at {erased_at} UTC)")
     return 0

@@ -34,6 +34,7 @@ PARSE_VARIABLES = (
     "INBOXGRAPH_DUCKDB_HTTPFS",
     "INBOXGRAPH_DUCKDB_MEMORY_LIMIT",
 )
+LOCAL_DBT = ("inboxgraph-dbt", "dbt")  # dbt-core beside this interpreter
 PROJECT_INPUTS = ("models", "macros", "tests", "seeds", "dbt_project.yml", "profiles.yml")
 
 
@@ -237,7 +238,8 @@ class ProjectDbtCliResource(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
+        executable = Path(self.dbt_executable)
+        if executable.parent == Path(sys.executable).parent and executable.name in LOCAL_DBT:
             return version.parse(installed_version("dbt-core"))
         return super()._cli_version
 
@@ -296,6 +298,11 @@ def _is_local_file(path: str | None) -> bool:
 
 
 def dbt_executable() -> str:
-    """The dbt installed beside this interpreter (a virtualenv need not be on PATH)."""
-    candidate = Path(sys.executable).parent / "dbt"
-    return str(candidate) if candidate.exists() else "dbt"
+    """The dbt installed beside this interpreter (a virtualenv need not be on PATH), through
+    `inboxgraph-dbt` so that it dies with the run that started it
+    (:mod:`inboxgraph.dbt_child`)."""
+    for name in ("inboxgraph-dbt", "dbt"):
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"

@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import io
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,6 +333,9 @@ def scrub_warehouse(warehouse: str, person: Person) -> dict[str, int]:
     needles = [n.replace("'", "''") for n in person.distinctive]
     numeric = [n.replace("'", "''") for n in sorted(person.numeric)]
     with duckdb.connect(warehouse) as con:
+        # One transaction: a forget killed midway leaves the warehouse whole (and the identity
+        # map able to name every identifier again) or leaves no row of the person.
+        con.execute("begin transaction")
         tables = con.sql(
             "select table_schema, table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and table_name != 'audit_log'"
@@ -357,6 +360,7 @@ def scrub_warehouse(warehouse: str, person: Person) -> dict[str, int]:
             n = con.execute(f'delete from "{schema}"."{table}" where {where}').fetchone()[0]
             if n:
                 removed[f"{schema}.{table}"] = n
+        con.execute("commit")
         con.execute("checkpoint")
     compacted = path.with_name(f".{path.name}.compact")
     compacted.unlink(missing_ok=True)
@@ -437,17 +441,28 @@ def forget(
     warehouse: str,
     exports: Path,
     shop_db_url: str,
+    log: Callable[[str, int], None] = lambda layer, removed: None,
 ) -> tuple[Person, Receipt]:
+    """Erase the person in every layer, reporting each layer's removed records to ``log`` as
+    it finishes. Killed at any point, running it again completes the erasure: the tombstones
+    are written first, every file is replaced atomically, and the warehouse, which names the
+    person's identifiers, is scrubbed last and in one transaction."""
     if not email and not user_id:
         raise ValueError("forget needs --email or --user-id")
     person = resolve_person(warehouse, email, user_id)
     erased_at = datetime.now(UTC).replace(tzinfo=None)
     receipt = Receipt(erased_at=erased_at, identifier_count=len(person.values))
     add_tombstones(lake, person, erased_at)
-    receipt.files.update(scrub_landing(landing, person, shop_db_url))
-    receipt.files.update(scrub_lake(lake, person))
-    receipt.files.update(scrub_exports(exports, person))
+    for layer, scrub in (
+        ("landing", lambda: scrub_landing(landing, person, shop_db_url)),
+        ("lake", lambda: scrub_lake(lake, person)),
+        ("exports", lambda: scrub_exports(exports, person)),
+    ):
+        removed = scrub()
+        receipt.files.update(removed)
+        log(layer, sum(removed.values()))
     receipt.tables.update(scrub_warehouse(warehouse, person))
+    log("warehouse", sum(receipt.tables.values()))
     if Path(warehouse).exists():
         details = receipt.details() | {"tombstones": [h for _, h in person.hashes()]}
         row = audit.event_row("erasure", None, details, rows_out=receipt.total)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 AS_OF = "2026-11-28T00:00:00Z"
 MARTS = ("identity_map", "customer_profiles", "segment_memberships", "segments")
+ESPS = ("mailchimp", "klaviyo", "braze")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -89,6 +91,100 @@ def _marts(home: Path) -> dict[str, pl.DataFrame]:
         return frames
 
 
+def _lake(home: Path) -> dict[str, pl.DataFrame]:
+    """Every lake dataset's rows (raw and quarantine), whatever batches they came in."""
+    frames = {}
+    for dataset in sorted({p.parent for p in (home / "lake").rglob("*.parquet")}):
+        files = [p for p in dataset.glob("*.parquet") if not p.name.startswith(("_", "."))]
+        if not files:
+            continue
+        name = str(dataset.relative_to(home / "lake")).split("/")[:2]
+        frame = pl.concat([pl.read_parquet(f, hive_partitioning=False) for f in files])
+        frame = frame.drop("_source_file")
+        frames["/".join(name)] = pl.concat([frames.get("/".join(name), frame.clear()), frame])
+    return {name: frame.sort(frame.columns) for name, frame in frames.items()}
+
+
+def _exports(home: Path) -> dict[str, object]:
+    """What each ESP holds (the export state), what was sent to it (every line of every
+    batch, as a set: a batch sent again after a crash is an idempotent upsert) and the
+    suppression list."""
+    exports = home / "exports"
+    sent: dict[str, object] = {}
+    for esp in ESPS:
+        state = pl.read_parquet(exports / "_state" / f"{esp}.parquet")
+        sent[f"{esp} state"] = state.sort(state.columns)
+        sent[f"{esp} sent"] = {
+            (path.name, line)
+            for path in (exports / esp).rglob("*")
+            if path.is_file()
+            for line in path.read_text().splitlines()
+        }
+    sent["suppression"] = (exports / "suppression" / "suppressions.csv").read_text()
+    return sent
+
+
+def _snapshot(home: Path) -> dict[str, object]:
+    return {"marts": _marts(home), "lake": _lake(home), "exports": _exports(home)}
+
+
+def _assert_same(home: Path, expected: dict[str, object]) -> None:
+    got = _snapshot(home)
+    for layer in ("marts", "lake"):
+        assert got[layer].keys() == expected[layer].keys(), layer
+        for name, frame in expected[layer].items():
+            assert_frame_equal(got[layer][name], frame, check_row_order=False), name
+    assert got["exports"].keys() == expected["exports"].keys()
+    for name, value in expected["exports"].items():
+        if isinstance(value, pl.DataFrame):
+            assert_frame_equal(got["exports"][name], value), name
+        else:
+            assert got["exports"][name] == value, name
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """What a run of the test data that nothing disturbed leaves in the lake, the marts and
+    the exports."""
+    home = tmp_path_factory.mktemp("undisturbed")
+    generate(home / "landing", people=300, days=20)
+    ran = _run(home)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    return _snapshot(home)
+
+
+def _kill_at(home: Path, log: Path, marker: str) -> str:
+    """Start ``inboxgraph run`` and SIGKILL its process group the moment ``marker`` is
+    printed (read from a pipe, so the kill follows the line within milliseconds); the output
+    up to the kill."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inboxgraph.cli", "run", "--as-of", AS_OF],
+        env={**_env(home), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+
+    def watch() -> None:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            seen.append(line)
+            if marker in line:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    watcher.join(timeout=300)
+    process.wait(timeout=60)
+    process.stdout.close()
+    output = "".join(seen)
+    log.write_text(output)
+    assert process.returncode == -signal.SIGKILL, f"the run ended by itself\n{output[-3000:]}"
+    return output
+
+
 def _warehouse_pool(home: Path) -> tuple[list, list[dg.DagsterRunStatus]]:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")  # the instance's config reads it
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
@@ -101,14 +197,11 @@ def _warehouse_pool(home: Path) -> tuple[list, list[dg.DagsterRunStatus]]:
 
 
 def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, undisturbed: dict[str, object]
 ) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    undisturbed, home = tmp_path / "undisturbed", tmp_path / "home"
-    for root in (undisturbed, home):
-        generate(root / "landing", people=300, days=20)
-    assert _run(undisturbed).returncode == 0
-    expected = _marts(undisturbed)
+    home = tmp_path / "home"
+    generate(home / "landing", people=300, days=20)
 
     # SIGKILL (an OOM kill, a reboot) inside the dbt build: the dead run holds the warehouse.
     log = tmp_path / "killed.log"
@@ -123,9 +216,7 @@ def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "is gone: killed or crashed, marked failed" in again.stdout
     assert time.monotonic() - started < 300
-    got = _marts(home)
-    for name in MARTS:
-        assert_frame_equal(got[name], expected[name], check_row_order=False)
+    _assert_same(home, undisturbed)
 
     # SIGTERM (a service manager's stop) inside the dbt build: stopped within seconds, the run
     # failed without its retries, dbt terminated, no slot left claimed.
@@ -144,6 +235,33 @@ def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
     assert _ended(dbt, timeout=10), "dbt was terminated"
     last = _run(home, "--full-refresh")
     assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
-    got = _marts(home)
-    for name in MARTS:
-        assert_frame_equal(got[name], expected[name], check_row_order=False)
+    _assert_same(home, undisturbed)
+
+
+# Where to kill (the first line of the phase) and a line the killed run must not have reached.
+PHASES = {
+    "landing events": ("lake__esp_events - esp_events 2026-", "refresh_warehouse:"),
+    "extracting": ("lake__enrichment - enrichment:", "Running dbt command"),
+    "exporting": ("activation_exports - mailchimp:", "suppression list:"),
+}
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_run_killed_in_any_phase_is_completed_by_the_next(
+    phase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, undisturbed: dict[str, object]
+) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = tmp_path / "home"
+    generate(home / "landing", people=300, days=20)
+    marker, unreached = PHASES[phase]
+    output = _kill_at(home, tmp_path / "killed.log", marker)
+    assert unreached not in output, f"killed after {phase}\n{output[-3000:]}"
+
+    started = time.monotonic()
+    again = _run(home)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "is gone: killed or crashed, marked failed" in again.stdout
+    assert time.monotonic() - started < 300
+    claimed, statuses = _warehouse_pool(home)
+    assert claimed == [] and statuses == [dg.DagsterRunStatus.SUCCESS]
+    _assert_same(home, undisturbed)

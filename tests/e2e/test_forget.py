@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +16,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from inboxgraph.runner import RunSummary, prepare_instance
+from inboxgraph.runner import RunSummary, prepare_instance, run_pipeline
 from inboxgraph.settings import Paths
-from tests.e2e.pipeline import pipeline_home, rerun
+from tests.e2e.pipeline import AS_OF, pipeline_home, rerun
 from tests.e2e.search import occurrences
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +44,9 @@ def _layers(paths: Paths) -> list[Path]:
     ]
 
 
-def test_forget_erases_every_layer_and_a_rerun_does_not_bring_them_back(
-    pipeline: tuple[Paths, RunSummary], tmp_path: Path
-) -> None:
-    paths, _ = pipeline
-    # A subscribed person in a segment (so in the exports), seen in as many sources as possible.
+def _person(paths: Paths) -> tuple[str, list[str], dict[str, str]]:
+    """A subscribed person in a segment (so in the exports), seen in as many sources as
+    possible: their email, the values to search every layer for, and their numeric ids."""
     person_id, email = _sql(
         paths,
         """
@@ -68,6 +69,14 @@ def test_forget_erases_every_layer_and_a_rerun_does_not_bring_them_back(
         value for kind, value in identifiers if kind in ("email", "user_id", "anonymous_id")
     ] + [person_id]
     numeric = {kind: value for kind, value in identifiers if kind in ("hubspot_id", "customer_id")}
+    return email, needles, numeric
+
+
+def test_forget_erases_every_layer_and_a_rerun_does_not_bring_them_back(
+    pipeline: tuple[Paths, RunSummary], tmp_path: Path
+) -> None:
+    paths, _ = pipeline
+    email, needles, numeric = _person(paths)
     assert occurrences(_layers(paths), needles), "the person is everywhere before"
     original = tmp_path / "landing-copy"
     shutil.copytree(paths.landing_url, original)
@@ -120,3 +129,42 @@ def test_forget_erases_every_layer_and_a_rerun_does_not_bring_them_back(
     assert _sql(
         paths, "select count(*) from marts.identity_map where identifier_value = ?", email
     ) == [(0,)]
+
+
+def test_forget_killed_midway_then_run_again_completes_the_erasure(
+    pipeline: tuple[Paths, RunSummary], tmp_path: Path
+) -> None:
+    paths, _ = pipeline
+    email, needles, _ = _person(paths)
+    assert occurrences(_layers(paths), needles), "the person is everywhere before"
+    receipts = "select count(*) from marts.audit_log where event_type = 'erasure'"
+    (before,) = _sql(paths, receipts)
+
+    # SIGKILL once the landing zone is scrubbed: the lake, the exports and the warehouse
+    # still hold the person.
+    log = tmp_path / "forget.log"
+    command = [sys.executable, "-m", "inboxgraph.cli", "forget", "--email", email]
+    with log.open("wb") as out:
+        killed = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while "landing" not in log.read_text():
+        assert killed.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert "warehouse" not in log.read_text(), "killed before the warehouse was scrubbed"
+    assert _sql(
+        paths, "select count(*) from marts.identity_map where identifier_value = ?", email
+    ) != [(0,)]
+    assert occurrences(_layers(paths)[1:], needles), "the kill left the erasure unfinished"
+
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert occurrences(_layers(paths), needles) == []
+    assert _sql(paths, receipts) == [(before[0] + 1,)], "a receipt from the erasure that ended"
+
+    # A full run afterwards (every landed date again, every model rebuilt) keeps them gone.
+    summary = run_pipeline(paths, as_of=AS_OF, full_refresh=True, reingest=True, log=lambda _: None)
+    assert summary.succeeded, summary
+    assert occurrences(_layers(paths), needles) == []

@@ -5,6 +5,7 @@ warehouse they build equals the command line's."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import dagster as dg
 import duckdb
 import orjson
 import polars as pl
+import psutil
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -166,6 +168,23 @@ def test_every_ui_launch_path_runs_the_platform(
                 metadata["rows_landed"].value + metadata["rows_quarantined"].value
             )
             assert "dagster/column_schema" in metadata
+
+        # The run worker killed outright (an out-of-memory kill) inside the dbt build: its code
+        # server marks the run failed, dbt dies with it, run monitoring frees its pool slot
+        # and the run retry policy starts a run that completes the refresh.
+        killed = ui.launch_run(
+            "refresh_warehouse",
+            run_config={"ops": {"warehouse_dbt_models": {"config": {"as_of": as_of}}}},
+        )
+        dbt = _wait_for_dbt_build(ui)
+        worker = dbt.parent()
+        worker.send_signal(signal.SIGKILL)
+        assert ui.wait_for_run(killed, timeout=120) == "FAILURE", ui.tail()
+        assert _ended(dbt, timeout=15), "dbt outlived the run worker"
+        (retry,) = ui.wait_for_tagged_runs(instance, {"dagster/parent_run_id": killed})
+        assert retry.status == dg.DagsterRunStatus.SUCCESS, ui.tail()
+        pool = instance.event_log_storage.get_concurrency_info("warehouse")
+        assert killed not in {slot.run_id for slot in pool.claimed_slots}
         instance.dispose()
 
     got = _marts(ui_home / "warehouse.duckdb")
@@ -213,6 +232,34 @@ def test_every_ui_launch_path_runs_the_platform(
             "and identifier_value like 'ui-anon-%'"
         ).fetchone()[0]
     assert anonymous == landed, "the scheduled refresh built the new day into the warehouse"
+
+
+def _wait_for_dbt_build(ui: DagsterUI, timeout: float = 300) -> psutil.Process:
+    """The `dbt build` a run of the UI's started, once it runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for process in psutil.Process(ui.process.pid).children(recursive=True):
+            try:
+                command = process.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if any(part.endswith("dbt") for part in command) and "build" in command:
+                return process
+        assert time.monotonic() < deadline, f"no dbt build started\n{ui.tail()}"
+        time.sleep(0.2)
+
+
+def _ended(process: psutil.Process, timeout: float) -> bool:
+    """Whether the process has exited (a zombie has: only its reaping is left)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _graph_reads_as_a_product(nodes: dict[str, dict]) -> None:

@@ -1,0 +1,35 @@
+"""`inboxgraph-dbt`: dbt as a child process that dies with the run that started it.
+
+A run killed outright (an out-of-memory kill, a SIGKILL to the run worker) cannot stop its dbt
+subprocess, which would keep the warehouse's DuckDB file locked and fail the retry. On Linux
+this entry point asks the kernel to send dbt SIGTERM when its parent dies, then runs dbt's own
+command line in the same process. Elsewhere it is dbt unchanged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel terminate this process when its parent exits (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not permitted here: dbt runs as it would without this entry point
+    if os.getppid() != parent:
+        sys.exit("inboxgraph-dbt: the run that started dbt has already ended")
+
+
+def main() -> None:
+    die_with_parent()
+    from dbt.cli.main import cli
+
+    sys.exit(cli())
