@@ -142,6 +142,39 @@ def _assert_same(home: Path, expected: dict[str, object]) -> None:
             assert got["exports"][name] == value, name
 
 
+def _assert_audited(home: Path) -> None:
+    """The audit trail holds every materialization of every run, the killed ones' included,
+    once each."""
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")  # the instance's config reads it
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        stored = {}
+        for run in instance.get_runs():
+            records = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).records
+            stored[run.run_id] = sum(
+                1
+                for record in records
+                if "partition_range" not in record.asset_materialization.metadata
+                and record.asset_materialization.asset_key.to_user_string() != "marts/audit_log"
+            )
+    finally:
+        instance.dispose()
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        audited = dict(
+            con.sql(
+                "select run_id, count(*) from marts.audit_log where event_type = "
+                "'materialization' and asset_key != 'marts/audit_log' group by run_id"
+            ).fetchall()
+        )
+        repeated = con.sql(
+            "select count(*) - count(distinct audit_id) from marts.audit_log"
+        ).fetchone()[0]
+    assert repeated == 0
+    assert audited == {run_id: n for run_id, n in stored.items() if n}
+
+
 @pytest.fixture(scope="module")
 def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """What a run of the test data that nothing disturbed leaves in the lake, the marts and
@@ -265,3 +298,4 @@ def test_a_run_killed_in_any_phase_is_completed_by_the_next(
     claimed, statuses = _warehouse_pool(home)
     assert claimed == [] and statuses == [dg.DagsterRunStatus.SUCCESS]
     _assert_same(home, undisturbed)
+    _assert_audited(home)
