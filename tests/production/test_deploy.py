@@ -1,4 +1,4 @@
-"""The production instance (platform/deploy/dagster.yaml) on the local PostgreSQL server.
+"""The production instance (platform/deploy/dagster.yaml) on a PostgreSQL server.
 
 A real ``dagster-daemon`` dequeues runs submitted to the queue; two runs of the warehouse job
 are both submitted at once and must run one after the other.
@@ -24,7 +24,7 @@ from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import materialize_events
 from tests.conftest import stop_process_group
-from tests.production.postgres import SERVER, require_server
+from tests.production.postgres import database_url, require_server
 
 DEPLOY = REPOSITORY_ROOT / "platform" / "deploy"
 BIN = Path(sys.executable).parent
@@ -32,13 +32,13 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def dagster_database() -> Iterator[str]:
-    """A database of its own on the local server; yields its postgresql:// URL."""
+    """A database of its own on the tests' server; yields its postgresql:// URL."""
     engine = require_server().execution_options(isolation_level="AUTOCOMMIT")
     name = f"dagster_{uuid.uuid4().hex[:10]}"
     with engine.connect() as conn:
         conn.execute(sa.text(f"create database {name}"))
     try:
-        yield SERVER.rsplit("/", 1)[0] + f"/{name}"
+        yield database_url(name)
     finally:
         with engine.connect() as conn:
             conn.execute(
