@@ -41,8 +41,11 @@ def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         os.environ.pop(name, None)
 
 
-def generate(landing: Path, people: int = 300, days: int = 20, seed: int = 7) -> GenerateReport:
-    return generate_landing(landing, GenerateOptions(people=people, days=days, seed=seed, end=END))
+def generate(
+    landing: Path, people: int = 300, days: int = 20, seed: int = 7, shop_db_url: str | None = None
+) -> GenerateReport:
+    options = GenerateOptions(people=people, days=days, seed=seed, end=END)
+    return generate_landing(landing, options, shop_db_url=shop_db_url)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from inboxgraph.settings import (
     ensure_environment,
     is_remote,
     require_local,
+    safe_url,
 )
 
 DEMO_PEOPLE = 2_000
@@ -76,13 +77,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
         file=sys.stderr,
         disable=args.quiet or None,
     ) as bar:
-        report = generate_landing(Path(paths.landing_url), options, progress=bar.update)
+        try:
+            report = generate_landing(
+                Path(paths.landing_url),
+                options,
+                progress=bar.update,
+                shop_db_url=paths.shop_db_url,
+            )
+        except (FileExistsError, ConnectionError) as exc:
+            bar.leave = False
+            print(f"inboxgraph generate: {exc}", file=sys.stderr)
+            return 2
     bad = sum(sum(kinds.values()) for kinds in report.bad.values())
     print(
         f"generated {options.people:,} people over {options.days} days ending "
         f"{options.end} (seed {options.seed}) into {paths.landing_url} "
         f"in {time.monotonic() - started:.1f}s"
     )
+    print(f"  shop database: {safe_url(paths.shop_db_url)}")
     for source, n in sorted(report.records.items()):
         print(f"  {source:<18} {n:>12,} records")
     print(f"  bad records: {bad:,}; duplicates: {sum(report.duplicates.values()):,}")

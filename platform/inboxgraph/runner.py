@@ -46,6 +46,7 @@ class RunSummary:
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
     skipped_days: list[str] = field(default_factory=list)
+    failed_steps: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_instance(paths: Paths) -> dg.DagsterInstance:
@@ -88,6 +89,15 @@ def _collect(result: dg.ExecuteJobResult, summary: RunSummary) -> None:
             totals["quarantined"] += int(metadata.get("rows_quarantined", 0))
         elif "dagster/row_count" in metadata:
             summary.warehouse_rows[key.to_user_string()] = int(metadata["dagster/row_count"])
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key:
+            failure = event.step_failure_data
+            user = failure.user_failure_data
+            error = failure.error
+            reason = user.description if user and user.description else None
+            if reason is None and error is not None:
+                reason = error.message.strip().splitlines()[0]
+            summary.failed_steps[event.step_key] = reason or "failed"
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:
@@ -220,4 +230,5 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(
         f"runs: {', '.join(summary.run_ids)} ({'succeeded' if summary.succeeded else 'FAILED'})"
     )
+    lines.extend(f"  {step} failed: {reason}" for step, reason in summary.failed_steps.items())
     return "\n".join(lines)

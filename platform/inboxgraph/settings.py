@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_HOME = "data"
 DEFAULT_EVENTS_TOPIC = "inboxgraph.events"
@@ -53,6 +54,14 @@ def check_shop_db_url(value: str) -> str:
             "or postgresql://user@host/database"
         )
     return value
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, fit for output and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def check_environment() -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -9,17 +15,19 @@ import sqlalchemy as sa
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import latest_versions, materialize_batches, metadata, read_table
-from tests.production.postgres import copy_shop, schema_url, scratch_schema
+from tests.conftest import generate
+from tests.production.postgres import schema_url, scratch_schema
 
 
 @pytest.fixture
 def postgres_shop(
-    landed: tuple[Paths, GenerateReport], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Paths, str]:
+    landed: tuple[Paths, GenerateReport], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[Paths, str]]:
+    """The home's shop, generated again (the same seed, the same rows) into PostgreSQL."""
     paths, _ = landed
     with scratch_schema() as schema:
         url = schema_url(schema)
-        copy_shop(paths.shop_db_url.removeprefix("sqlite:///"), url)
+        generate(tmp_path / "same-landing", shop_db_url=url)
         monkeypatch.setenv("INBOXGRAPH_SHOP_DB_URL", url)
         yield paths, url
 
@@ -86,3 +94,65 @@ def test_second_extraction_from_postgres_reads_only_changed_rows(
     assert metadata(third, "shop_orders")["rows_landed"] == 0
     assert read_table(paths, "shop_orders").height == lake_orders.height
     engine.dispose()
+
+
+def _cli(home: Path, shop_db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOXGRAPH_", "DAGSTER_"))}
+    env.update(
+        INBOXGRAPH_HOME=str(home),
+        INBOXGRAPH_SHOP_DB_URL=shop_db_url,
+        INBOXGRAPH_EVENTS_START_DATE="2026-01-01",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "inboxgraph.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_generate_writes_the_shop_where_the_setting_points_and_run_reads_it(
+    tmp_path: Path,
+) -> None:
+    with scratch_schema() as schema, scratch_schema() as empty:
+        url = schema_url(schema)
+        generated = _cli(tmp_path / "home", url, "generate", "--people", "150", "--days", "10")
+        assert generated.returncode == 0, generated.stderr
+        assert "shop database: postgresql://" in generated.stdout
+        assert not (tmp_path / "home" / "landing" / "shop.db").exists()
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            customers = conn.execute(sa.text("select count(*) from customers")).scalar_one()
+        engine.dispose()
+        assert customers > 0
+
+        ran = _cli(tmp_path / "home", url, "run")
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert "shop_customers" in ran.stdout and "(succeeded)" in ran.stdout
+
+        # The same database again: refused with one sentence, nothing written.
+        again = _cli(tmp_path / "other", url, "generate", "--people", "10", "--days", "2")
+        assert again.returncode == 2
+        assert (
+            again.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                "already has customers, order_items, orders, products; generate into an empty "
+                "database"
+            )
+        )
+
+        # A database without the shop's tables: the shop extract fails with one sentence that
+        # names the setting; the run says so at its end.
+        failed = _cli(tmp_path / "home", schema_url(empty), "run")
+        assert failed.returncode != 0
+        last = failed.stdout.strip().splitlines()
+        assert last[-2].startswith(
+            "  shop_tables failed: the shop database (INBOXGRAPH_SHOP_DB_URL="
+        )
+        assert last[-2].endswith(
+            "has no table customers; point the setting at the shop's database, or run "
+            "`inboxgraph generate` to create a demo shop there"
+        )

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import orjson
+import sqlalchemy as sa
 
 from inboxgraph.generate import catalog
 from inboxgraph.generate.people import Footprint, PersonSimulator
@@ -41,6 +42,108 @@ create table order_items (
 create index orders_updated_at on orders(updated_at);
 create index customers_updated_at on customers(updated_at);
 """
+
+
+# The same tables on a server database (PostgreSQL), with its own types.
+SERVER_SHOP_SCHEMA = """
+create table customers (
+    customer_id integer primary key, email text, first_name text, last_name text,
+    created_at timestamp not null, updated_at timestamp not null);
+create table products (
+    product_id text primary key, name text not null, category text, price numeric(12, 2));
+create table orders (
+    order_id text primary key, customer_id integer, status text, total numeric(12, 2),
+    currency text, created_at timestamp, updated_at timestamp not null);
+create table order_items (
+    order_id text not null, product_id text not null, quantity integer,
+    unit_price numeric(12, 2));
+create index orders_updated_at on orders(updated_at);
+create index customers_updated_at on customers(updated_at);
+"""
+SHOP_COLUMNS = {
+    "customers": ("customer_id", "email", "first_name", "last_name", "created_at", "updated_at"),
+    "products": ("product_id", "name", "category", "price"),
+    "orders": (
+        "order_id",
+        "customer_id",
+        "status",
+        "total",
+        "currency",
+        "created_at",
+        "updated_at",
+    ),
+    "order_items": ("order_id", "product_id", "quantity", "unit_price"),
+}
+
+
+class _Shop:
+    """The shop's database being written: a SQLite file (the default, through sqlite3) or any
+    database SQLAlchemy reaches (PostgreSQL), which must not hold the shop's tables yet."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = sa.make_url(url)
+        self.safe_url = parsed.render_as_string(hide_password=True)
+        if parsed.get_backend_name() == "sqlite":
+            path = Path(parsed.database or "")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite: sqlite3.Connection | None = sqlite3.connect(path)
+            self.engine: sa.Engine | None = None
+        else:
+            self.sqlite, self.engine = None, sa.create_engine(url)
+        existing = set(SHOP_COLUMNS) & set(self._tables())
+        if existing:
+            self.close()
+            raise FileExistsError(
+                f"the shop database {self.safe_url} (INBOXGRAPH_SHOP_DB_URL) already has "
+                f"{', '.join(sorted(existing))}; generate into an empty database"
+            )
+        self._script(SHOP_SCHEMA if self.sqlite else SERVER_SHOP_SCHEMA)
+
+    def _tables(self) -> list[str]:
+        if self.sqlite is not None:
+            return [r[0] for r in self.sqlite.execute("select name from sqlite_master")]
+        try:
+            with self.engine.connect() as conn:
+                return sa.inspect(conn).get_table_names()
+        except sa.exc.OperationalError as exc:
+            self.close()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConnectionError(
+                f"the shop database {self.safe_url} (INBOXGRAPH_SHOP_DB_URL) cannot be "
+                f"reached: {reason}"
+            ) from None
+
+    def _script(self, script: str) -> None:
+        if self.sqlite is not None:
+            self.sqlite.executescript(script)
+            return
+        with self.engine.begin() as conn:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(sa.text(statement))
+
+    def insert(self, table: str, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        columns = SHOP_COLUMNS[table]
+        if self.sqlite is not None:
+            marks = ", ".join("?" * len(columns))
+            self.sqlite.executemany(f"insert into {table} values ({marks})", rows)
+            self.sqlite.commit()
+            return
+        statement = sa.text(
+            f"insert into {table} ({', '.join(columns)}) "
+            f"values ({', '.join(':' + c for c in columns)})"
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    def close(self) -> None:
+        if self.sqlite is not None:
+            self.sqlite.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 @dataclass
@@ -121,8 +224,10 @@ def generate_landing(
     landing: Path,
     options: GenerateOptions,
     progress: Callable[[int], None] | None = None,
+    shop_db_url: str | None = None,
 ) -> GenerateReport:
-    """Write every source for ``options.people`` people into ``landing``; return the counts."""
+    """Write every source for ``options.people`` people into ``landing``, the shop into the
+    database ``shop_db_url`` names (``landing/shop.db`` when None); return the counts."""
     landing = Path(landing)
     if landing.exists() and any(landing.iterdir()):
         raise FileExistsError(
@@ -135,12 +240,8 @@ def generate_landing(
     simulator = PersonSimulator(options.seed, start, options.end, products)
     report = GenerateReport()
 
-    shop = sqlite3.connect(landing / "shop.db")
-    shop.executescript(SHOP_SCHEMA)
-    shop.executemany(
-        "insert into products values (?, ?, ?, ?)",
-        [(p.product_id, p.name, p.category, p.price) for p in products],
-    )
+    shop = _Shop(shop_db_url or f"sqlite:///{landing / 'shop.db'}")
+    shop.insert("products", [(p.product_id, p.name, p.category, p.price) for p in products])
     report.add("shop_products", len(products))
 
     contacts_dir = landing / "hubspot" / "contacts"
@@ -214,10 +315,9 @@ def generate_landing(
             esp.close()
             report.files += web.opened + esp.opened
             flush_contacts(final=False)
-            shop.executemany("insert into customers values (?, ?, ?, ?, ?, ?)", customers)
-            shop.executemany("insert into orders values (?, ?, ?, ?, ?, ?, ?)", orders)
-            shop.executemany("insert into order_items values (?, ?, ?, ?)", items)
-            shop.commit()
+            shop.insert("customers", customers)
+            shop.insert("orders", orders)
+            shop.insert("order_items", items)
             report.add("shop_customers", len(customers))
             report.add("shop_orders", len(orders))
             report.add("shop_order_items", len(items))
@@ -225,7 +325,6 @@ def generate_landing(
     finally:
         for handle in enrichment_files.values():
             handle.close()
-        shop.commit()
         shop.close()
     report.files += page_number + len(enrichment_files) + 1
     generator_dir = landing / "_generator"

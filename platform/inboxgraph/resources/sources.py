@@ -269,14 +269,28 @@ class ShopDatabase(dg.ConfigurableResource):
         if since is not None and column is not None:
             where = f" where {column} >= :since"
             params["since"] = since.strftime("%Y-%m-%d %H:%M:%S")
+        self._check_exists()
         engine = sa.create_engine(self.resolved_url)
         try:
             with engine.connect() as conn:
+                if not sa.inspect(conn).has_table(table):
+                    raise dg.Failure(
+                        f"the shop database (INBOXGRAPH_SHOP_DB_URL={self.safe_url}) has no "
+                        f"table {table}; point the setting at the shop's database, or run "
+                        "`inboxgraph generate` to create a demo shop there",
+                        allow_retries=False,
+                    )
                 result = conn.execute(sa.text(query.format(where=where)), params)
                 names = list(result.keys())
                 # The driver's rows as they are (a text query has no type processing to skip),
                 # turned to text a column at a time: a column of text is taken whole.
                 rows = result.cursor.fetchall() if result.cursor is not None else []
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise dg.Failure(
+                f"the shop database (INBOXGRAPH_SHOP_DB_URL={self.safe_url}) cannot be read: "
+                f"{reason}"
+            ) from None
         finally:
             engine.dispose()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -292,6 +306,18 @@ class ShopDatabase(dg.ConfigurableResource):
             pl.lit(source).alias("_source_file"),
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_line"),
         )
+
+    def _check_exists(self) -> None:
+        """A SQLite URL must name a file that exists: connecting would create an empty one."""
+        url = sa.engine.make_url(self.resolved_url)
+        missing = url.database and not os.path.exists(url.database)
+        if url.get_backend_name() == "sqlite" and missing:
+            raise dg.Failure(
+                f"the shop database {url.database} (INBOXGRAPH_SHOP_DB_URL) does not exist; "
+                "point the setting at the shop's database, or run `inboxgraph generate` to "
+                "create a demo shop",
+                allow_retries=False,
+            )
 
     @property
     def safe_url(self) -> str:
