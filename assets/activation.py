@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from assets.warehouse import WAREHOUSE_POOL
 from inboxgraph.activation import FORMATS, export
+from inboxgraph.assets.warehouse import WAREHOUSE_POOL
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.storage import write_bytes_atomic

@@ -4,9 +4,9 @@ import time
 
 import dagster as dg
 
-from assets.activation import activation_assets
-from assets.warehouse import WAREHOUSE_POOL
 from inboxgraph import audit
+from inboxgraph.assets.activation import activation_assets
+from inboxgraph.assets.warehouse import WAREHOUSE_POOL
 from inboxgraph.resources.warehouse import WarehouseResource
 
 AUDIT_KEY = dg.AssetKey(["marts", "audit_log"])

@@ -6,8 +6,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets.lake import SOURCE_SPECS
-from assets.warehouse import WAREHOUSE_POOL
+from inboxgraph.assets.lake import SOURCE_SPECS
+from inboxgraph.assets.warehouse import WAREHOUSE_POOL
 from inboxgraph.partitions import RECEIVED_DATE
 from inboxgraph.quality.drift import assess_volume
 from inboxgraph.quality.soda import (

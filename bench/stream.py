@@ -31,11 +31,14 @@ import requests
 from confluent_kafka import Consumer
 
 from inboxgraph.generate.writer import GenerateOptions, generate_landing
-from inboxgraph.local_kafka import create_topic, free_port, tansu_broker
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.runner import run_pipeline
 from inboxgraph.settings import ensure_environment
 from inboxgraph.stream import StreamWorker
+
+# The tests' local broker (tests/local_kafka.py), from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.local_kafka import create_topic, free_port, tansu_broker  # noqa: E402
 
 KEY = "bench-key"
 

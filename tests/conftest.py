@@ -19,6 +19,7 @@ from inboxgraph.settings import OPTIONAL_VARIABLES, Paths, ensure_environment
 # oldest day of whichever home a test process first imported the definitions in.
 os.environ.setdefault("INBOXGRAPH_EVENTS_START_DATE", "2026-01-01")
 
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 END = date(2026, 11, 27)
 CONFIG_VARIABLES = (
     "INBOXGRAPH_HOME",

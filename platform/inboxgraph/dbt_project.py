@@ -18,10 +18,10 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 from packaging import version
 
+from inboxgraph.project_files import dbt_project_dir
 from inboxgraph.settings import resolve_paths
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPOSITORY_ROOT / "dbt"
+DBT_PROJECT_DIR = dbt_project_dir()
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 

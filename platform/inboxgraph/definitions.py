@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from assets.activation import activation_assets
-from assets.audit import audit_log
-from assets.lake import lake_assets, source_specs, stream_specs
-from assets.quality import quality_checks
-from assets.warehouse import warehouse_dbt_models
 from inboxgraph.alerts import AlertWebhook
+from inboxgraph.assets.activation import activation_assets
+from inboxgraph.assets.audit import audit_log
+from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
+from inboxgraph.assets.quality import quality_checks
+from inboxgraph.assets.warehouse import warehouse_dbt_models
 from inboxgraph.dbt_project import ProjectDbtCliResource, dbt_executable, dbt_project
 from inboxgraph.partitions import nightly_cron, received_date_partitions
 from inboxgraph.resources.exports import ExportsResource

@@ -19,14 +19,15 @@ import duckdb
 from filelock import FileLock
 
 from inboxgraph.crash import process_tags, reclaim_dead_runs, wait_for_pool
-from inboxgraph.dbt_project import REPOSITORY_ROOT, ensure_manifest
+from inboxgraph.dbt_project import ensure_manifest
 from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
+from inboxgraph.project_files import platform_dir
 from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.resources.warehouse import WAREHOUSE_POOL
 from inboxgraph.sensors import contiguous_ranges, range_tags, stale_days
 from inboxgraph.settings import Paths
 
-INSTANCE_TEMPLATE = REPOSITORY_ROOT / "platform" / "dagster.yaml"
+INSTANCE_TEMPLATE = platform_dir() / "dagster.yaml"
 # Step-level progress on the console; Dagster's DEBUG events stay in the instance's event log.
 CONSOLE_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 

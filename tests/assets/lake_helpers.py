@@ -11,7 +11,7 @@ import dagster as dg
 import orjson
 import polars as pl
 
-from assets.lake import lake_assets
+from inboxgraph.assets.lake import lake_assets
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.resources.wiring import source_resources

@@ -14,8 +14,7 @@ from typing import Any
 import dagster as dg
 import requests
 
-from inboxgraph.dbt_project import REPOSITORY_ROOT
-from tests.conftest import stop_process_group
+from tests.conftest import REPOSITORY_ROOT, stop_process_group
 
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "inboxgraph", "repositoryName": "__repository__"}

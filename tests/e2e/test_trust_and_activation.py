@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
-from assets.activation import EXPORT_KEYS, activation_assets
 from inboxgraph.activation import BRAZE_BATCH_LIMIT
+from inboxgraph.assets.activation import EXPORT_KEYS, activation_assets
 from inboxgraph.dbt_project import (
     ProjectDbtCliResource,
     completed_events,

@@ -19,11 +19,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from inboxgraph.dbt_project import REPOSITORY_ROOT
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import materialize_events
-from tests.conftest import stop_process_group
+from tests.conftest import REPOSITORY_ROOT, stop_process_group
 from tests.production.postgres import database_url, require_server
 
 DEPLOY = REPOSITORY_ROOT / "platform" / "deploy"

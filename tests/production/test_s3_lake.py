@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from inboxgraph.local_kafka import free_port
 from inboxgraph.runner import run_pipeline
 from inboxgraph.settings import Paths, ensure_environment
 from tests.conftest import CONFIG_VARIABLES, generate
 from tests.e2e.pipeline import AS_OF
+from tests.local_kafka import free_port
 
 pytestmark = pytest.mark.e2e
 

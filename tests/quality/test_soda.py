@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.quality import lake_contracts, run_received_dates
+from inboxgraph.assets.quality import lake_contracts, run_received_dates
 from inboxgraph.quality.soda import (
     MART_CONTRACTS,
     contracts,

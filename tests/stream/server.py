@@ -12,7 +12,7 @@ import requests
 import uvicorn
 
 from inboxgraph.collector import CollectorSettings, server_config
-from inboxgraph.local_kafka import free_port
+from tests.local_kafka import free_port
 
 
 @contextmanager

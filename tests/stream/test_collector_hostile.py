@@ -30,8 +30,8 @@ from inboxgraph.collector import (
     build_app,
     inflate,
 )
-from inboxgraph.local_kafka import free_port
 from inboxgraph.settings import Paths
+from tests.local_kafka import free_port
 from tests.stream.server import serve
 
 KEY = "hostile-key"

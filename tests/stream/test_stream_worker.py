@@ -17,10 +17,10 @@ import pytest
 from confluent_kafka import Producer
 
 from inboxgraph.collector import CollectorSettings, KafkaSink, build_app
-from inboxgraph.local_kafka import create_topic, tansu_broker
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream import STREAM_SOURCE, StreamWorker, parse_batch_file
+from tests.local_kafka import create_topic, tansu_broker
 from tests.stream.server import serve
 
 pytestmark = pytest.mark.e2e

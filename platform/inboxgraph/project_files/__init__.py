@@ -1,0 +1,28 @@
+"""The project's files that are not Python: the dbt project (``dbt/``) and the Dagster
+instance configuration (``platform/dagster.yaml``, ``platform/deploy/``).
+
+A built wheel carries copies of them inside this package (``pyproject.toml`` maps them in);
+an editable install or a checkout reads the repository's own folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_CHECKOUT = _HERE.parents[2]
+
+
+def _located(name: str) -> Path:
+    bundled = _HERE / name
+    return bundled if bundled.exists() else _CHECKOUT / name
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project (dbt-duckdb): staging, intermediate and marts models, tests, contracts."""
+    return _located("dbt")
+
+
+def platform_dir() -> Path:
+    """The Dagster instance configuration: ``dagster.yaml`` (local) and ``deploy/``."""
+    return _located("platform")
