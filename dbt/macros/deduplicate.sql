@@ -1,18 +1,8 @@
 {#- The first row per key of a CTE, in the given order (staging's deduplication). -#}
 {% macro deduplicate(relation, partition_by, order_by) -%}
-    {{ return(adapter.dispatch('deduplicate', 'inboxgraph')(relation, partition_by, order_by)) }}
-{%- endmacro %}
-
-{% macro default__deduplicate(relation, partition_by, order_by) -%}
     select *
     from {{ relation }}
     qualify row_number() over (partition by {{ partition_by }} order by {{ order_by }}) = 1
-{%- endmacro %}
-
-{% macro postgres__deduplicate(relation, partition_by, order_by) -%}
-    select distinct on ({{ partition_by }}) *
-    from {{ relation }}
-    order by {{ partition_by }}, {{ order_by }}
 {%- endmacro %}
 
 {#- The first row per key of `rows` (the text of a select statement), in the given order: the
@@ -21,14 +11,6 @@
     row, payload and all, by its key (which spilled to disk at tens of millions of events). Keys
     compare null-safely, so the result is the same as deduplicate's. -#}
 {% macro first_rows(rows, key, order_by) -%}
-    {{ return(adapter.dispatch('first_rows', 'inboxgraph')(rows, key, order_by)) }}
-{%- endmacro %}
-
-{% macro default__first_rows(rows, key, order_by) -%}
-    {{ deduplicate('(' ~ rows ~ ') as landed', key, order_by) }}
-{%- endmacro %}
-
-{% macro duckdb__first_rows(rows, key, order_by) -%}
     with duplicated as (
         select {{ key }}
         from ({{ rows }}) as landed

@@ -1,14 +1,6 @@
 {#- An order-independent fingerprint of a set of text values (an aggregate): equal sets give
-    equal fingerprints, so a changed set is found without keeping the set itself. -#}
+    equal fingerprints, so a changed set is found without keeping the set itself. A 64-bit hash
+    per value, folded with xor: no sort, no string of the whole set. -#}
 {% macro set_fingerprint(expression) -%}
-    {{ return(adapter.dispatch('set_fingerprint', 'inboxgraph')(expression)) }}
-{%- endmacro %}
-
-{% macro default__set_fingerprint(expression) -%}
-    {{ dbt.hash(dbt.listagg(expression, "'|'", "order by " ~ expression)) }}
-{%- endmacro %}
-
-{#- A 64-bit hash per value, folded with xor: no sort, no string of the whole set. -#}
-{% macro duckdb__set_fingerprint(expression) -%}
     cast(bit_xor(hash({{ expression }})) as {{ dbt.type_string() }})
 {%- endmacro %}

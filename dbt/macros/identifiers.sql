@@ -4,22 +4,10 @@
                '[object object]', '00000000-0000-0000-0000-000000000000']) }}
 {%- endmacro %}
 
+{#- Whether a value is no identifier at all. DuckDB plans an IN list this long as a join
+    against the list, one per call: on every web event and every collected link that was most of
+    the parse's and the links' time. A list lookup is a plain function. -#}
 {% macro is_junk_identifier(column) -%}
-    {{ return(adapter.dispatch('is_junk_identifier', 'inboxgraph')(column)) }}
-{%- endmacro %}
-
-{% macro default__is_junk_identifier(column) -%}
-    ({{ column }} is null
-     or trim({{ column }}) = ''
-     or lower(trim({{ column }})) in (
-        {%- for value in junk_identifier_values() %}'{{ value }}'{{ ', ' if not loop.last }}{% endfor -%}
-     ))
-{%- endmacro %}
-
-{#- DuckDB plans an IN list this long as a join against the list, one per call: on every web
-    event and every collected link that was most of the parse's and the links' time. A list
-    lookup is a plain function. -#}
-{% macro duckdb__is_junk_identifier(column) -%}
     ({{ column }} is null
      or trim({{ column }}) = ''
      or list_contains([
@@ -68,14 +56,6 @@
 
 {#- Fractional days from `earlier` to `later`; null when either is null. -#}
 {% macro days_between(earlier, later) -%}
-    {{ return(adapter.dispatch('days_between', 'inboxgraph')(earlier, later)) }}
-{%- endmacro %}
-
-{% macro default__days_between(earlier, later) -%}
-    ({{ dbt.datediff(earlier, later, 'second') }} / 86400.0)
-{%- endmacro %}
-
-{% macro duckdb__days_between(earlier, later) -%}
     ((epoch({{ later }}) - epoch({{ earlier }})) / 86400.0)
 {%- endmacro %}
 

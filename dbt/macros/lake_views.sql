@@ -5,14 +5,6 @@
     (DuckDB inlines views). A table with no files yet gets no view, and a model reading it fails
     with "does not exist". On another warehouse, load the lake into schema `lake` instead. -#}
 {% macro create_lake_views() -%}
-    {{ return(adapter.dispatch('create_lake_views', 'inboxgraph')()) }}
-{%- endmacro %}
-
-{% macro default__create_lake_views() -%}
-    select 1
-{%- endmacro %}
-
-{% macro duckdb__create_lake_views() -%}
     {%- if execute %}
         {%- do run_query('create schema if not exists lake') %}
         {%- for source in graph.sources.values() if source.source_name == 'lake' %}
