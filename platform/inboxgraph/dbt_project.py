@@ -131,8 +131,8 @@ def with_table_metadata(
     ``fetch_row_counts`` and ``fetch_column_metadata`` attach them.
 
     dagster-dbt reads them through dbt's adapter, one adapter connection per model and per
-    fetch: on DuckDB about 5 s a run at any size, spent setting connections up (the queries
-    take milliseconds). Once dbt has exited (``completed_events``), one read-only connection
+    fetch: on DuckDB a fixed cost a run at any size, spent setting connections up (the queries
+    themselves are quick). Once dbt has exited (``completed_events``), one read-only connection
     reads them all here, with dbt-duckdb's own column types. Column lineage, which needs
     dagster-dbt's sqlglot analysis (a checkout's first build, see inboxgraph.lineage), and any
     other adapter still go through dagster-dbt, as do a profile that loads extensions, secrets
@@ -223,12 +223,12 @@ class ProjectDbtCliResource(DbtCliResource):
     without setting dbt's adapter up in this process before dbt starts.
 
     dagster-dbt learns the dbt version by running ``dbt --version`` once per resource, which
-    is once per run: 3 to 4 s of imports before dbt starts. The dbt beside this interpreter
+    is once per run: a second process's imports before dbt starts. The dbt beside this interpreter
     (:func:`dbt_executable`) is the installed dbt-core package, whose version is read from its
     metadata instead. Any other executable is asked, as dagster-dbt does.
 
     dagster-dbt also sets up a dbt adapter in this process on every command (loading the
-    profile, the project and dbt's macros: about 1.4 s) for its row count and column fetches.
+    profile, the project and dbt's macros) for its row count and column fetches.
     On the local DuckDB profile those are read without it (:func:`with_table_metadata`), and a
     parse never needs it, so it is set up on first use instead (:func:`dbt_core_adapter`).
     """

@@ -2,7 +2,7 @@
 home built from one checkout shares it).
 
 dagster-dbt works a model's column lineage out after every build (sqlglot over the model's SQL
-and its parents' column schemas): about 0.25 s a model, seconds a run, though the result
+and its parents' column schemas), a cost per model on every run, though the result
 changes only with the project's code or a model's columns. The cache keeps each model's lineage
 under the project's fingerprint (every node's checksum and the project's macros) and the
 model's column schema. A run whose project is the one the cache was filled from, and whose models
