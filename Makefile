@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
+
+# Tests run in up to four processes (pytest-xdist), each test module in one process.
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+# The inner loop: unit, transform and asset tests (no whole-pipeline runs, no servers).
+FAST_TESTS := tests/test_*.py tests/assets tests/transforms tests/generate tests/quality tests/stream
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +25,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest $(PARALLEL) -m "not e2e" $(FAST_TESTS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

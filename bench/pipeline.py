@@ -45,6 +45,8 @@ from pathlib import Path
 import duckdb
 import psutil
 
+from inboxgraph.project_files import dbt_project_dir
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY / "bench" / "results"
 END = date(2026, 11, 21)  # the generated window's last day, held back for the incremental run
@@ -127,7 +129,12 @@ def measured(command: list[str], env: dict[str, str], cwd: Path, log_file: Path)
 
 
 def inboxgraph(home: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("INBOXGRAPH_")}
+    # None of this shell's INBOXGRAPH_* settings but the dbt project to build.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("INBOXGRAPH_") or key == "INBOXGRAPH_DBT_PROJECT_DIR"
+    }
     env.update(
         INBOXGRAPH_HOME=str(home),
         DAGSTER_HOME=str(home / "dagster"),
@@ -202,9 +209,9 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
             "--quiet",
             "compile",
             "--project-dir",
-            str(REPOSITORY / "dbt"),
+            str(dbt_project_dir()),
             "--profiles-dir",
-            str(REPOSITORY / "dbt"),
+            str(dbt_project_dir()),
             "--target-path",
             str(target),
             "--vars",

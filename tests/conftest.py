@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -20,6 +23,37 @@ from inboxgraph.settings import OPTIONAL_VARIABLES, Paths, ensure_environment
 os.environ.setdefault("INBOXGRAPH_EVENTS_START_DATE", "2026-01-01")
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+# Set for every process a test starts (the command line, `dagster dev`, the daemon).
+KEPT_VARIABLES = ("INBOXGRAPH_DBT_PROJECT_DIR", "INBOXGRAPH_EVENTS_START_DATE")
+
+
+def _own_dbt_project() -> None:
+    """Tests run in two processes at once (pytest-xdist); each builds its own copy of the dbt
+    project, since dbt writes its manifest and partial parse into the project's target/."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or "INBOXGRAPH_DBT_PROJECT_DIR" in os.environ:
+        return
+    copy = Path(tempfile.mkdtemp(prefix=f"inboxgraph-dbt-{worker}-")) / "dbt"
+    shutil.copytree(REPOSITORY_ROOT / "dbt", copy, ignore=shutil.ignore_patterns("logs", "target"))
+    atexit.register(shutil.rmtree, copy.parent, ignore_errors=True)
+    os.environ["INBOXGRAPH_DBT_PROJECT_DIR"] = str(copy)
+
+
+_own_dbt_project()
+
+
+def outside_environment(**variables: str) -> dict[str, str]:
+    """The environment for a process started as a user would: none of the test process's own
+    INBOXGRAPH_* settings but those every process keeps, with ``variables`` set."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("INBOXGRAPH_") or name in KEPT_VARIABLES
+    }
+    env.pop("DAGSTER_HOME", None)
+    return {**env, **variables}
+
+
 END = date(2026, 11, 27)
 CONFIG_VARIABLES = (
     "INBOXGRAPH_HOME",

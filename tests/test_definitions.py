@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from inboxgraph.settings import Paths
+from tests.conftest import outside_environment
 
 SOURCES = (
     "web_events",
@@ -74,11 +75,10 @@ def test_the_graph_reads_as_a_product(platform_home: Paths) -> None:
 def test_importing_the_definitions_changes_no_variable(tmp_path: object) -> None:
     """A code server that loaded `.env` (every location empty) keeps each variable as it was,
     so every dg.EnvVar the resources read still resolves when a run is launched."""
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INBOXGRAPH_")}
+    env = outside_environment()
     empty = ("INBOXGRAPH_LANDING_URL", "INBOXGRAPH_LAKE_URL", "INBOXGRAPH_WAREHOUSE")
     env.update({name: "" for name in empty})
     env["INBOXGRAPH_HOME"] = str(tmp_path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from inboxgraph.project_files import dbt_project_dir, platform_dir
 from tests.conftest import REPOSITORY_ROOT
 
@@ -30,8 +32,11 @@ def test_every_folder_of_the_dbt_project_ships_with_the_wheel() -> None:
         assert suffixes <= {".sql", ".yml", ".yaml", ".py", ""}, f"{folder} holds {suffixes}"
 
 
-def test_a_checkout_reads_its_own_project_files() -> None:
+def test_a_checkout_reads_its_own_project_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INBOXGRAPH_DBT_PROJECT_DIR", raising=False)
     assert dbt_project_dir() == REPOSITORY_ROOT / "dbt"
     assert platform_dir() == REPOSITORY_ROOT / "platform"
     assert (platform_dir() / "dagster.yaml").exists()
     assert not (Path(platform_dir()) / "__init__.py").exists(), "platform/ is never a package"
+    monkeypatch.setenv("INBOXGRAPH_DBT_PROJECT_DIR", "elsewhere/dbt")
+    assert dbt_project_dir() == Path("elsewhere/dbt").resolve()

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
+from filelock import FileLock
 from packaging import version
 
 from inboxgraph.project_files import dbt_project_dir
@@ -51,9 +52,17 @@ def ensure_manifest(refresh: bool = False) -> Path:
         stamp_path = manifest.parent / "inboxgraph_parse_stamp.json"
         current = manifest.exists() and stamp_path.exists() and stamp_path.read_text() == stamp
         if not manifest.exists() or (refresh and not current):
-            dbt = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
-            dbt.cli(["--quiet", "parse"], target_path=dbt_project.target_path).wait()
-            stamp_path.write_text(stamp)
+            # One parse at a time: dbt writes the manifest in place, and processes that share
+            # the project (a code server and the command line) would read it half written.
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(manifest.parent / ".inboxgraph-parse.lock"):
+                current = stamp_path.exists() and stamp_path.read_text() == stamp
+                if not manifest.exists() or (refresh and not current):
+                    dbt = ProjectDbtCliResource(
+                        project_dir=dbt_project, dbt_executable=dbt_executable()
+                    )
+                    dbt.cli(["--quiet", "parse"], target_path=dbt_project.target_path).wait()
+                    stamp_path.write_text(stamp)
     return manifest
 
 

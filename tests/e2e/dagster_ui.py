@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 import requests
 
-from tests.conftest import REPOSITORY_ROOT, stop_process_group
+from tests.conftest import KEPT_VARIABLES, REPOSITORY_ROOT, stop_process_group
 
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "inboxgraph", "repositoryName": "__repository__"}
@@ -50,7 +50,7 @@ def ui_environment(home: Path, **overrides: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("INBOXGRAPH_")
+        if (not name.startswith("INBOXGRAPH_") or name in KEPT_VARIABLES)
         and name not in {"DAGSTER_HOME"}
         and name not in {"KAFKA_BOOTSTRAP_SERVERS"}
     }

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.conftest import generate
+from tests.conftest import generate, outside_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +27,7 @@ ESPS = ("mailchimp", "klaviyo", "braze")
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INBOXGRAPH_")}
-    env.pop("DAGSTER_HOME", None)
-    return {**env, "INBOXGRAPH_HOME": str(home), "INBOXGRAPH_EVENTS_START_DATE": "2026-01-01"}
+    return outside_environment(INBOXGRAPH_HOME=str(home), INBOXGRAPH_EVENTS_START_DATE="2026-01-01")
 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

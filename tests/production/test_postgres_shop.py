@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import latest_versions, materialize_batches, metadata, read_table
-from tests.conftest import generate
+from tests.conftest import generate, outside_environment
 from tests.production.postgres import schema_url, scratch_schema
 
 
@@ -97,8 +96,7 @@ def test_second_extraction_from_postgres_reads_only_changed_rows(
 
 
 def _cli(home: Path, shop_db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOXGRAPH_", "DAGSTER_"))}
-    env.update(
+    env = outside_environment(
         INBOXGRAPH_HOME=str(home),
         INBOXGRAPH_SHOP_DB_URL=shop_db_url,
         INBOXGRAPH_EVENTS_START_DATE="2026-01-01",

@@ -7,6 +7,7 @@ an editable install or a checkout reads the repository's own folders.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -19,8 +20,11 @@ def _located(name: str) -> Path:
 
 
 def dbt_project_dir() -> Path:
-    """The dbt project (dbt-duckdb): staging, intermediate and marts models, tests, contracts."""
-    return _located("dbt")
+    """The dbt project (dbt-duckdb): staging, intermediate and marts models, tests, contracts.
+    ``INBOXGRAPH_DBT_PROJECT_DIR`` names a copy of it to build instead (one with segments or
+    models of your own, or one per process that must not share its ``target/``)."""
+    configured = os.environ.get("INBOXGRAPH_DBT_PROJECT_DIR")
+    return Path(configured).resolve() if configured else _located("dbt")
 
 
 def platform_dir() -> Path:
