@@ -1,9 +1,8 @@
 """The stream worker: Kafka -> lake, exactly once in effect.
 
-It consumes the events topic in micro-batches and writes each batch as Parquet files, one per
-contiguous offset range of a partition (a batch's share per writer thread) and received date,
-named by topic, partition and offset range, under
-``lake/raw/web_events_stream/received_date=<day>/``. Offsets are committed only after the
+It consumes the events topic in micro-batches, has each batch written as Parquet files
+(:mod:`inboxgraph.stream_files`: one per contiguous offset range of a partition and received
+date, named by topic, partition and offset range), and commits the offsets only after the
 files are durable. When a partition is assigned, files starting at or after its committed
 offset are left-overs of a worker that died before committing: they are removed and those
 offsets are consumed again, so every event lands in exactly one file. Several workers share one
@@ -19,24 +18,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
-from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.resources.lake import LakeResource
-from inboxgraph.storage import is_stale
+from inboxgraph.stream_files import STREAM_SOURCE, BatchFiles, BatchReport
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
-from inboxgraph.transforms.sql import limit_threads
 
 logger = logging.getLogger("inboxgraph.stream")
 
-STREAM_SOURCE = "web_events_stream"
 GROUP_ID = "inboxgraph-stream"
 # Consumed batches waiting for the lander thread.
 PIPELINE_DEPTH = 2
@@ -44,10 +38,6 @@ PIPELINE_DEPTH = 2
 # cap costs no latency when traffic is light; under load it spreads each file's fixed costs
 # (query planning, fsync, commit) over more events.
 DEFAULT_MAX_BATCH = 50_000
-# Offset ranges of one poll landed side by side.
-WRITER_THREADS = 2
-# Fewest messages worth a file of their own when a poll is cut between the writer threads.
-MIN_RANGE = 5_000
 # Allocations between two young-generation collections while the worker runs (Python's
 # default is 700).
 GC_THRESHOLD = 200_000
@@ -56,32 +46,11 @@ GC_THRESHOLD = 200_000
 COMMIT_INTERVAL_SECONDS = 0.05
 
 
-def batch_file_name(topic: str, partition: int, first: int, last: int) -> str:
-    return f"{topic}-{partition:04d}-{first:020d}-{last:020d}.data.parquet"
-
-
-def parse_batch_file(name: str) -> tuple[str, int, int, int] | None:
-    stem = name.removesuffix(".data.parquet")
-    parts = stem.rsplit("-", 3)
-    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
-        return None
-    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
-
-
-@dataclass
-class BatchReport:
-    topic: str
-    partition: int
-    first_offset: int
-    last_offset: int
-    landed: int
-    quarantined: int
-    erased: int
-    lag: int
-    paths: list[str] = field(default_factory=list)
-
-
 class StreamWorker:
+    """One member of the consumer group: consumes in micro-batches, hands each batch to a
+    lander thread that writes it (:class:`BatchFiles`), and commits the offsets of the batches
+    landed, in order; after a failed commit it rewinds to the committed offsets."""
+
     def __init__(
         self,
         bootstrap_servers: str,
@@ -100,13 +69,8 @@ class StreamWorker:
         self.running = True
         self.assigned_at: float | None = None
         self.landed = 0
+        self.files = BatchFiles(topic, lake)
         self._pending: queue.Queue[list[Message] | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
-        self._writers = ThreadPoolExecutor(
-            max_workers=WRITER_THREADS,
-            thread_name_prefix="inboxgraph-writer",
-            initializer=limit_threads,
-            initargs=(1,),
-        )
         self._landed: queue.Queue[list[BatchReport]] = queue.Queue()
         self._rewind = threading.Event()
         self._failure: BaseException | None = None
@@ -123,47 +87,11 @@ class StreamWorker:
             }
         )
 
-    # ------------------------------------------------------------------ files
-    def _root(self) -> Path:
-        return self.lake.table_dir("raw", STREAM_SOURCE)
-
-    def _files(self, zone: str, partition: int) -> tuple[list[tuple[Path, int]], list[Path]]:
-        """The partition's batch files in ``zone`` (with their first offsets), and the hidden
-        temporaries of writes of them, found in one walk of the table."""
-        prefix = f"{self.topic}-{partition:04d}-"
-        batches, temporaries = [], []
-        for path in self.lake.table_dir(zone, STREAM_SOURCE).rglob(f"*{prefix}*"):
-            if path.name.startswith(f".{prefix}") and path.name.endswith(".tmp"):
-                temporaries.append(path)
-            elif path.name.startswith(prefix) and path.name.endswith(".data.parquet"):
-                parsed = parse_batch_file(path.name)
-                if parsed and parsed[0] == self.topic and parsed[1] == partition:
-                    batches.append((path, parsed[2]))
-        return batches, temporaries
-
-    def discard_uncommitted(self, partition: int, committed: int) -> int:
-        """Remove files a dead worker wrote past the committed offset; returns how many.
-
-        The hidden temporaries of writes it did not finish go too, once stale (a younger one
-        may be a write of the worker that held the partition until now, still finishing).
-        """
-        removed = 0
-        for zone in ("raw", "quarantine"):
-            batches, temporaries = self._files(zone, partition)
-            for path, first in batches:
-                if first >= committed:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-            for path in temporaries:
-                if is_stale(path):
-                    path.unlink(missing_ok=True)
-        return removed
-
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
             start = tp.offset if tp.offset != OFFSET_INVALID else 0
-            removed = self.discard_uncommitted(tp.partition, start)
+            removed = self.files.discard_uncommitted(tp.partition, start)
             if removed:
                 logger.warning(
                     f"partition {tp.partition}: removed {removed} uncommitted "
@@ -172,97 +100,11 @@ class StreamWorker:
         self.assigned_at = time.monotonic()
         logger.info(f"assigned partitions {[tp.partition for tp in partitions]}")
 
-    # ------------------------------------------------------------------ batches
-    def _write(self, partition: int, messages: list[Message]) -> BatchReport:
-        first, last = messages[0].offset(), messages[-1].offset()
-        name = batch_file_name(self.topic, partition, first, last)
-        frame = (
-            pl.DataFrame(
-                {
-                    "_raw": [m.value() for m in messages],
-                    "_line": [m.offset() for m in messages],
-                    "_received": [m.timestamp()[1] for m in messages],
-                },
-                schema={"_raw": pl.Binary, "_line": pl.Int64, "_received": pl.Int64},
-            )
-            .with_columns(
-                pl.col("_raw").cast(pl.String),
-                pl.lit(f"kafka://{self.topic}/{partition}").alias("_source_file"),
-                pl.from_epoch("_received", time_unit="ms").dt.date().cast(pl.String),
-            )
-            .select("_raw", "_source_file", "_line", "_received")
-        )
-        tombstones = read_tombstones(self.lake)
-        report = BatchReport(self.topic, partition, first, last, 0, 0, 0, 0)
-        days = frame.get_column("_received").unique(maintain_order=True).to_list()
-        # Usually one day: the whole frame then (splitting it by day copies every row).
-        by_day = (
-            [((days[0],), frame)]
-            if len(days) == 1
-            else frame.group_by("_received", maintain_order=True)
-        )
-        for (day,), lines in by_day:
-            prepared = web_events.prepare(
-                lines.drop("_received"), datetime.fromisoformat(day).date()
-            ).collect()
-            prepared, erased = drop_tombstoned(prepared, "web_events", tombstones)
-            good, bad = split_quarantine(prepared.lazy(), list(web_events.LANDED_COLUMNS))
-            folder = {"received_date": day}
-            for zone, rows in (("raw", good), ("quarantine", bad)):
-                if rows.height or zone == "raw":
-                    target = self.lake.partition_path(zone, STREAM_SOURCE, folder).with_name(name)
-                    self.lake.write_file(target, rows)
-                    report.paths.append(str(target))
-            report.landed += good.height
-            report.quarantined += bad.height
-            report.erased += erased
-        return report
-
     def _lag(self, partition: int, next_offset: int) -> int:
         _, high = self.consumer.get_watermark_offsets(
             TopicPartition(self.topic, partition), timeout=5, cached=True
         )
         return max(0, high - next_offset)
-
-    def land(self, messages: list[Message]) -> list[BatchReport]:
-        """Write one poll's messages to the lake (durable files, not yet committed).
-
-        Each partition's messages are cut into contiguous offset ranges of about an equal
-        share of the poll per writer thread (a poll often holds one partition only), and the
-        ranges land side by side: DuckDB and polars release the GIL while they work.
-        """
-        by_partition: dict[int, list[Message]] = {}
-        for message in messages:
-            if message.error():
-                logger.warning(f"consumer error: {message.error()}")
-                continue
-            by_partition.setdefault(message.partition(), []).append(message)
-        total = sum(len(batch) for batch in by_partition.values())
-        size = max(MIN_RANGE, -(-total // WRITER_THREADS))
-        ranges = [
-            (partition, batch[start : start + size])
-            for partition, batch in sorted(by_partition.items())
-            for start in range(0, len(batch), size)
-        ]
-        if len(ranges) == 1:
-            return [self._write(*ranges[0])]
-        return list(self._writers.map(lambda piece: self._write(*piece), ranges))
-
-    def warm_up(self) -> None:
-        """Parse one message before consuming, so the first batch pays no start-up cost."""
-        sample = pl.DataFrame(
-            {
-                "_raw": ['{"type":"track","event":"x","anonymousId":"a","messageId":"m"}'],
-                "_source_file": ["warm-up"],
-                "_line": [0],
-            }
-        )
-        list(
-            self._writers.map(
-                lambda _: web_events.prepare(sample, datetime.now(UTC).date()).collect(),
-                range(WRITER_THREADS),
-            )
-        )
 
     def commit(self, reports: list[BatchReport]) -> None:
         """Commit the offsets of landed batches, then report them.
@@ -293,7 +135,7 @@ class StreamWorker:
 
     def process(self, messages: list[Message]) -> list[BatchReport]:
         """Land one poll's messages, then commit their offsets; returns what was landed."""
-        reports = self.land(messages)
+        reports = self.files.land(messages)
         self.commit(reports)
         return reports
 
@@ -317,7 +159,7 @@ class StreamWorker:
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self.warm_up()
+        self.files.warm_up()
         lander = threading.Thread(target=self._land_loop, name="inboxgraph-lander", daemon=True)
         lander.start()
         last_message = None
@@ -343,7 +185,7 @@ class StreamWorker:
         finally:
             self._pending.put(None)
             lander.join()
-            self._writers.shutdown()
+            self.files.close()
             self.consumer.close()
             gc.set_threshold(*thresholds)
         if self._failure is not None:
@@ -379,7 +221,7 @@ class StreamWorker:
                     return
                 if self._rewind.is_set() or self._failure is not None:
                     continue  # consumed again after the rewind
-                self._landed.put(self.land(messages))
+                self._landed.put(self.files.land(messages))
             except BaseException as exc:  # noqa: BLE001 - re-raised by run()
                 logger.exception("landing a batch failed; the worker stops")
                 self._failure = exc
@@ -420,7 +262,7 @@ class StreamWorker:
         if assignment:
             for tp in self.consumer.committed(assignment, timeout=30):
                 start = tp.offset if tp.offset != OFFSET_INVALID else 0
-                self.discard_uncommitted(tp.partition, start)
+                self.files.discard_uncommitted(tp.partition, start)
                 self.consumer.seek(TopicPartition(self.topic, tp.partition, start))
                 logger.warning(f"partition {tp.partition}: consuming again from offset {start}")
         self._rewind.clear()

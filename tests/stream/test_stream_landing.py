@@ -13,13 +13,8 @@ from confluent_kafka import Message, TopicPartition
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.storage import STALE_AFTER_SECONDS
-from inboxgraph.stream import (
-    MIN_RANGE,
-    STREAM_SOURCE,
-    StreamWorker,
-    batch_file_name,
-    parse_batch_file,
-)
+from inboxgraph.stream import StreamWorker
+from inboxgraph.stream_files import MIN_RANGE, STREAM_SOURCE, batch_file_name, parse_batch_file
 
 TOPIC = "events-unit"
 RECEIVED_MS = int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp() * 1000)
@@ -70,7 +65,7 @@ def test_a_poll_lands_in_contiguous_offset_ranges_and_commits_once_per_partition
     worker.consumer = RecordingConsumer(high=20_000)  # type: ignore[assignment]
     poll = _messages(0, 100, 3 * MIN_RANGE) + _messages(1, 0, MIN_RANGE // 2)
 
-    reports = worker.land(poll)
+    reports = worker.files.land(poll)
     worker.commit(reports)
 
     ranges = sorted((r.partition, r.first_offset, r.last_offset) for r in reports)
@@ -87,7 +82,7 @@ def test_a_poll_lands_in_contiguous_offset_ranges_and_commits_once_per_partition
     assert worker.consumer.commits == [[(0, 100 + 3 * MIN_RANGE), (1, MIN_RANGE // 2)]]
     assert worker.landed == len(poll)
     assert {r.lag for r in reports if r.partition == 0} == {20_000 - (100 + 3 * MIN_RANGE)}
-    worker._writers.shutdown()
+    worker.files.close()
 
 
 def test_a_small_poll_is_one_file(platform_home: Paths) -> None:
@@ -95,20 +90,20 @@ def test_a_small_poll_is_one_file(platform_home: Paths) -> None:
     worker = StreamWorker("127.0.0.1:1", TOPIC, lake)
     worker.consumer.close()
 
-    reports = worker.land(_messages(3, 7, 10))
+    reports = worker.files.land(_messages(3, 7, 10))
 
     assert [(r.partition, r.first_offset, r.last_offset, r.landed) for r in reports] == [
         (3, 7, 16, 10)
     ]
-    worker._writers.shutdown()
+    worker.files.close()
 
 
 def test_a_reassigned_partition_loses_what_a_dead_worker_left_of_it(platform_home: Paths) -> None:
     lake = LakeResource(url=platform_home.lake_url)
     worker = StreamWorker("127.0.0.1:1", TOPIC, lake)
     worker.consumer.close()
-    worker.land(_messages(3, 0, 10))  # committed up to 10
-    worker.land(_messages(3, 10, 10))  # landed, never committed
+    worker.files.land(_messages(3, 0, 10))  # committed up to 10
+    worker.files.land(_messages(3, 10, 10))  # landed, never committed
     day = lake.partition_path("raw", STREAM_SOURCE, {"received_date": "2026-11-20"}).parent
     old = time.time() - STALE_AFTER_SECONDS - 60
     leftovers = {}
@@ -123,9 +118,9 @@ def test_a_reassigned_partition_loses_what_a_dead_worker_left_of_it(platform_hom
             os.utime(path, (age, age))
         leftovers[name] = path
 
-    assert worker.discard_uncommitted(3, committed=10) == 1
+    assert worker.files.discard_uncommitted(3, committed=10) == 1
 
     files = sorted(parse_batch_file(f.name)[1:] for f in day.glob(f"{TOPIC}-*.data.parquet"))
     assert files == [(3, 0, 9)]
     assert {name for name, path in leftovers.items() if path.exists()} == {"finishing", "other"}
-    worker._writers.shutdown()
+    worker.files.close()

@@ -19,7 +19,8 @@ from confluent_kafka import Producer
 from inboxgraph.collector import CollectorSettings, KafkaSink, build_app
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
-from inboxgraph.stream import STREAM_SOURCE, StreamWorker, parse_batch_file
+from inboxgraph.stream import StreamWorker
+from inboxgraph.stream_files import STREAM_SOURCE, parse_batch_file
 from tests.local_kafka import create_topic, tansu_broker
 from tests.stream.server import serve
 

@@ -13,7 +13,7 @@ import pytest
 
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths, ensure_environment
-from inboxgraph.stream import STREAM_SOURCE, batch_file_name
+from inboxgraph.stream_files import STREAM_SOURCE, batch_file_name
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
 from tests.conftest import CONFIG_VARIABLES
