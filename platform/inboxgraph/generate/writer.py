@@ -20,7 +20,8 @@ import orjson
 import sqlalchemy as sa
 
 from inboxgraph.generate import catalog
-from inboxgraph.generate.people import Footprint, PersonSimulator
+from inboxgraph.generate.footprint import Footprint
+from inboxgraph.generate.people import PersonSimulator
 
 HUBSPOT_PAGE_SIZE = 100
 ENRICHMENT_COLUMNS = {

@@ -1,0 +1,150 @@
+"""A person's ESP (SendGrid) events: campaigns sent to them and what they did with them."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import orjson
+
+from inboxgraph.generate import catalog
+from inboxgraph.generate.footprint import ESP_BAD_KINDS, P_BAD, P_DUPLICATE, Footprint, _hash_hex
+
+
+class EspSimulation:
+    """ESP events, mixed into :class:`~inboxgraph.generate.people.PersonSimulator`."""
+
+    def _esp_campaigns(
+        self, fp: Footprint, rng: random.Random, email: str, since: datetime
+    ) -> None:
+        day = self.start
+        while day < self.end:
+            if day >= since and rng.random() < 0.9:
+                sent = day + timedelta(hours=9, seconds=rng.randint(0, 3600))
+                if not self._esp_send(fp, rng, email, sent, f"campaign-{day:%Y%m%d}"):
+                    return
+            day += timedelta(days=7)
+
+    def _esp(
+        self,
+        fp: Footprint,
+        rng: random.Random,
+        email: str,
+        ts: datetime,
+        event: str,
+        message_id: str,
+        category: str,
+        **fields: object,
+    ) -> None:
+        if ts >= self.end:
+            return
+        record: dict = {
+            "email": email,
+            "timestamp": int(ts.timestamp()),
+            "event": event,
+            "sg_event_id": _hash_hex(rng.getrandbits(64), size=11),
+            "sg_message_id": message_id,
+            "category": [category],
+        }
+        record.update(fields)
+        received = min((ts + timedelta(seconds=rng.randint(1, 30))).date(), self.end_day)
+        if rng.random() < P_BAD:
+            kind = rng.choice(ESP_BAD_KINDS)
+            fp.count_bad("esp_events", kind)
+            if kind == "invalid_json":
+                text = orjson.dumps(record).decode()
+                fp.esp.append((received, text[: len(text) - 7]))
+                return
+            if kind == "missing_event_id":
+                record.pop("sg_event_id")
+            elif kind == "invalid_email":
+                record["email"] = email.replace("@", "")
+            else:
+                record["timestamp"] = "yesterday"
+            fp.esp.append((received, record))
+            return
+        fp.esp.append((received, record))
+        if rng.random() < P_DUPLICATE:
+            fp.esp.append((received, record))
+            fp.duplicates["esp_events_same_partition"] = (
+                fp.duplicates.get("esp_events_same_partition", 0) + 1
+            )
+
+    def _esp_send(
+        self, fp: Footprint, rng: random.Random, email: str, sent: datetime, category: str
+    ) -> bool:
+        """One campaign email; False once the address must not be mailed again."""
+        mid = f"{_hash_hex(rng.getrandbits(64), size=10)}.filter0001"
+        self._esp(fp, rng, email, sent, "processed", mid, category)
+        roll = rng.random()
+        if roll < 0.003:
+            self._esp(
+                fp,
+                rng,
+                email,
+                sent + timedelta(seconds=20),
+                "bounce",
+                mid,
+                category,
+                reason=rng.choice(catalog.BOUNCE_REASONS),
+                type="bounce",
+                status="5.1.1",
+            )
+            return False
+        if roll < 0.004:
+            self._esp(
+                fp,
+                rng,
+                email,
+                sent + timedelta(seconds=5),
+                "dropped",
+                mid,
+                category,
+                reason="Bounced Address",
+            )
+            return False
+        delivered = sent + timedelta(seconds=rng.randint(2, 60))
+        self._esp(fp, rng, email, delivered, "delivered", mid, category, response="250 OK")
+        if rng.random() < 0.3:
+            opened = delivered + timedelta(minutes=rng.randint(1, 2000))
+            self._esp(
+                fp,
+                rng,
+                email,
+                opened,
+                "open",
+                mid,
+                category,
+                useragent=rng.choice(catalog.USER_AGENTS),
+            )
+            if rng.random() < 0.2:
+                product = rng.choice(self.products)
+                self._esp(
+                    fp,
+                    rng,
+                    email,
+                    opened + timedelta(seconds=rng.randint(3, 120)),
+                    "click",
+                    mid,
+                    category,
+                    url=f"https://shop.example.com/products/{product.product_id.lower()}",
+                )
+        if rng.random() < 0.0008:
+            self._esp(fp, rng, email, delivered + timedelta(hours=2), "spamreport", mid, category)
+            return False
+        if rng.random() < 0.004:
+            self._esp(fp, rng, email, delivered + timedelta(hours=1), "unsubscribe", mid, category)
+            if rng.random() < 0.2:
+                self._esp(
+                    fp,
+                    rng,
+                    email,
+                    delivered + timedelta(days=2),
+                    "group_resubscribe",
+                    mid,
+                    category,
+                    asm_group_id=1,
+                )
+                return True
+            return False
+        return True

@@ -1,0 +1,233 @@
+"""A person's web footprint: Segment calls of their sessions and funnels, with bad records."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import orjson
+
+from inboxgraph.generate import catalog
+from inboxgraph.generate.footprint import (
+    P_ADD_TO_CART,
+    P_BAD,
+    P_CHECKOUT,
+    P_DUPLICATE,
+    P_PURCHASE,
+    WEB_BAD_KINDS,
+    Footprint,
+    iso,
+)
+
+
+class WebSimulation:
+    """Web events, mixed into :class:`~inboxgraph.generate.people.PersonSimulator`."""
+
+    def _web(
+        self,
+        fp: Footprint,
+        rng: random.Random,
+        kind: str,
+        ts: datetime,
+        anon: str | None,
+        uid: str | None,
+        ua: str,
+        **fields: object,
+    ) -> None:
+        message: dict = {
+            "type": kind,
+            "messageId": self._message_id(rng),
+            "timestamp": iso(ts),
+            "sentAt": iso(ts + timedelta(milliseconds=rng.randint(5, 900))),
+        }
+        if anon is not None:
+            message["anonymousId"] = anon
+        if uid is not None:
+            message["userId"] = uid
+        message.update(fields)
+        message["context"] = {
+            "library": {"name": "analytics.js", "version": "5.2.0"},
+            "userAgent": ua,
+            "ip": f"203.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "locale": "en-US",
+        }
+        received = self._received(rng, ts)
+        if rng.random() < P_BAD:
+            fp.web.append((received, self._corrupt_web(message, rng, fp)))
+            return
+        fp.web.append((received, message))
+        if rng.random() < P_DUPLICATE:
+            same_day = rng.random() < 0.5
+            again = received if same_day else min(received + timedelta(days=1), self.end_day)
+            fp.web.append((again, message))
+            key = "web_events_same_partition" if again == received else "web_events_other_partition"
+            fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
+
+    def _corrupt_web(self, message: dict, rng: random.Random, fp: Footprint) -> dict | str:
+        has_email = message["type"] == "identify" and "email" in message.get("traits", {})
+        kinds = WEB_BAD_KINDS + (("invalid_email",) if has_email else ())
+        kind = rng.choice(kinds)
+        fp.count_bad("web_events", kind)
+        bad = dict(message)
+        if kind == "invalid_json":
+            text = orjson.dumps(bad).decode()
+            return text[: len(text) // 2]
+        if kind == "missing_message_id":
+            bad.pop("messageId")
+        elif kind == "missing_identity":
+            bad.pop("anonymousId", None)
+            bad.pop("userId", None)
+        elif kind == "wrong_type":
+            if rng.random() < 0.5:
+                bad["timestamp"] = int(datetime.fromisoformat(bad["timestamp"]).timestamp())
+            else:
+                bad["properties"] = "product_id=P0001"
+        elif kind == "impossible_timestamp":
+            bad["timestamp"] = rng.choice(
+                ("1970-01-01T00:00:00.000Z", "2099-06-01T12:00:00.000Z", "2026-02-30T10:00:00Z")
+            )
+        elif kind == "invalid_email":
+            traits = dict(bad["traits"])
+            traits["email"] = traits["email"].strip().replace("@", "@@", 1).replace(".", " ", 1)
+            bad["traits"] = traits
+        return bad
+
+    def _product_props(self, product: catalog.Product, quantity: int = 1) -> dict:
+        return {
+            "product_id": product.product_id,
+            "sku": product.sku,
+            "name": product.name,
+            "category": product.category,
+            "price": product.price,
+            "quantity": quantity,
+            "currency": "USD",
+        }
+
+    def _session(
+        self,
+        fp: Footprint,
+        rng: random.Random,
+        started: datetime,
+        anon: str,
+        uid: str | None,
+        ua: str,
+        may_buy: bool,
+        index: int = 0,
+        person: dict | None = None,
+        state: dict | None = None,
+    ) -> None:
+        ts = started
+        name, path = rng.choice(catalog.PAGES)
+        self._web(
+            fp,
+            rng,
+            "page",
+            ts,
+            anon,
+            uid,
+            ua,
+            name=name,
+            properties={
+                "path": path,
+                "url": f"https://shop.example.com{path}",
+                "title": name,
+                "referrer": "",
+            },
+        )
+        viewed = []
+        for _ in range(1 + int(rng.expovariate(0.5))):
+            ts += timedelta(seconds=rng.randint(10, 240))
+            product = rng.choice(self.products)
+            viewed.append(product)
+            path = f"/products/{product.product_id.lower()}"
+            self._web(
+                fp,
+                rng,
+                "page",
+                ts,
+                anon,
+                uid,
+                ua,
+                name=product.name,
+                properties={
+                    "path": path,
+                    "url": f"https://shop.example.com{path}",
+                    "title": product.name,
+                    "category": product.category,
+                },
+            )
+            self._web(
+                fp,
+                rng,
+                "track",
+                ts,
+                anon,
+                uid,
+                ua,
+                event="Product Viewed",
+                properties=self._product_props(product),
+            )
+        if rng.random() >= P_ADD_TO_CART:
+            return
+        cart = [rng.choice(viewed) for _ in range(1 + int(rng.random() * 1.5))]
+        for product in cart:
+            ts += timedelta(seconds=rng.randint(5, 120))
+            self._web(
+                fp,
+                rng,
+                "track",
+                ts,
+                anon,
+                uid,
+                ua,
+                event="Product Added",
+                properties={**self._product_props(product), "cart_id": self._message_id(rng)},
+            )
+        if rng.random() >= P_CHECKOUT:
+            return
+        ts += timedelta(seconds=rng.randint(20, 300))
+        lines = [self._product_props(p) for p in cart]
+        total = round(sum(p.price for p in cart), 2)
+        order_id = f"ORD-{index:07d}-{state['orders'] + 1:03d}" if state else None
+        self._web(
+            fp,
+            rng,
+            "track",
+            ts,
+            anon,
+            uid,
+            ua,
+            event="Checkout Started",
+            properties={
+                "order_id": order_id,
+                "value": total,
+                "revenue": total,
+                "currency": "USD",
+                "products": lines,
+            },
+        )
+        if not may_buy or state is None or person is None or rng.random() >= P_PURCHASE:
+            return
+        ts += timedelta(seconds=rng.randint(30, 600))
+        state["orders"] += 1
+        self._web(
+            fp,
+            rng,
+            "track",
+            ts,
+            anon,
+            uid,
+            ua,
+            event="Order Completed",
+            properties={
+                "order_id": order_id,
+                "checkout_id": self._message_id(rng),
+                "total": total,
+                "revenue": total,
+                "shipping": 4.95,
+                "tax": 0.0,
+                "currency": "USD",
+                "products": lines,
+            },
+        )
+        self._order(fp, rng, index, person, order_id, ts, total, cart)
