@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -40,6 +41,20 @@ def _own_dbt_project() -> None:
 
 
 _own_dbt_project()
+
+
+def inboxgraph_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """``inboxgraph <args>`` in a process of its own, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "inboxgraph.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def outside_environment(**variables: str) -> dict[str, str]:

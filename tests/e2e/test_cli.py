@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import gzip
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from inboxgraph.settings import Paths
+from tests.conftest import inboxgraph_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inboxgraph.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return inboxgraph_cli(*args)
 
 
 def test_generate_then_run_builds_profiles_and_segments(platform_home: Paths) -> None:

@@ -69,6 +69,7 @@ def _person(paths: Paths) -> tuple[str, list[str], dict[str, str]]:
         value for kind, value in identifiers if kind in ("email", "user_id", "anonymous_id")
     ] + [person_id]
     numeric = {kind: value for kind, value in identifiers if kind in ("hubspot_id", "customer_id")}
+    assert occurrences(_layers(paths), needles), "the person is everywhere before"
     return email, needles, numeric
 
 
@@ -77,7 +78,6 @@ def test_forget_erases_every_layer_and_a_rerun_does_not_bring_them_back(
 ) -> None:
     paths, _ = pipeline
     email, needles, numeric = _person(paths)
-    assert occurrences(_layers(paths), needles), "the person is everywhere before"
     original = tmp_path / "landing-copy"
     shutil.copytree(paths.landing_url, original)
 
@@ -136,7 +136,6 @@ def test_forget_killed_midway_then_run_again_completes_the_erasure(
 ) -> None:
     paths, _ = pipeline
     email, needles, _ = _person(paths)
-    assert occurrences(_layers(paths), needles), "the person is everywhere before"
     receipts = "select count(*) from marts.audit_log where event_type = 'erasure'"
     (before,) = _sql(paths, receipts)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from inboxgraph.runner import INSTANCE_TEMPLATE
-from tests.conftest import generate
+from tests.conftest import generate, inboxgraph_cli
 from tests.e2e.dagster_ui import DagsterUI, ui_environment
 
 pytestmark = pytest.mark.e2e
@@ -51,14 +49,7 @@ GRAPH = """
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    ran = subprocess.run(
-        [sys.executable, "-m", "inboxgraph.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    ran = inboxgraph_cli(*args, env=env)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     return ran.stdout
 

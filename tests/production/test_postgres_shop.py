@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from inboxgraph.generate.writer import GenerateReport
 from inboxgraph.settings import Paths
 from tests.assets.lake_helpers import latest_versions, materialize_batches, metadata, read_table
-from tests.conftest import generate, outside_environment
+from tests.conftest import generate, inboxgraph_cli, outside_environment
 from tests.production.postgres import schema_url, scratch_schema
 
 
@@ -101,14 +100,7 @@ def _cli(home: Path, shop_db_url: str, *args: str) -> subprocess.CompletedProces
         INBOXGRAPH_SHOP_DB_URL=shop_db_url,
         INBOXGRAPH_EVENTS_START_DATE="2026-01-01",
     )
-    return subprocess.run(
-        [sys.executable, "-m", "inboxgraph.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return inboxgraph_cli(*args, env=env, timeout=600)
 
 
 def test_generate_writes_the_shop_where_the_setting_points_and_run_reads_it(

@@ -75,76 +75,37 @@ class EspSimulation:
     ) -> bool:
         """One campaign email; False once the address must not be mailed again."""
         mid = f"{_hash_hex(rng.getrandbits(64), size=10)}.filter0001"
-        self._esp(fp, rng, email, sent, "processed", mid, category)
+
+        def send(at: datetime, event: str, **fields: object) -> None:
+            self._esp(fp, rng, email, at, event, mid, category, **fields)
+
+        send(sent, "processed")
         roll = rng.random()
         if roll < 0.003:
-            self._esp(
-                fp,
-                rng,
-                email,
-                sent + timedelta(seconds=20),
-                "bounce",
-                mid,
-                category,
-                reason=rng.choice(catalog.BOUNCE_REASONS),
-                type="bounce",
-                status="5.1.1",
-            )
+            reason = rng.choice(catalog.BOUNCE_REASONS)
+            bounced = sent + timedelta(seconds=20)
+            send(bounced, "bounce", reason=reason, type="bounce", status="5.1.1")
             return False
         if roll < 0.004:
-            self._esp(
-                fp,
-                rng,
-                email,
-                sent + timedelta(seconds=5),
-                "dropped",
-                mid,
-                category,
-                reason="Bounced Address",
-            )
+            send(sent + timedelta(seconds=5), "dropped", reason="Bounced Address")
             return False
         delivered = sent + timedelta(seconds=rng.randint(2, 60))
-        self._esp(fp, rng, email, delivered, "delivered", mid, category, response="250 OK")
+        send(delivered, "delivered", response="250 OK")
         if rng.random() < 0.3:
             opened = delivered + timedelta(minutes=rng.randint(1, 2000))
-            self._esp(
-                fp,
-                rng,
-                email,
-                opened,
-                "open",
-                mid,
-                category,
-                useragent=rng.choice(catalog.USER_AGENTS),
-            )
+            send(opened, "open", useragent=rng.choice(catalog.USER_AGENTS))
             if rng.random() < 0.2:
                 product = rng.choice(self.products)
-                self._esp(
-                    fp,
-                    rng,
-                    email,
-                    opened + timedelta(seconds=rng.randint(3, 120)),
-                    "click",
-                    mid,
-                    category,
-                    url=f"https://shop.example.com/products/{product.product_id.lower()}",
-                )
+                clicked = opened + timedelta(seconds=rng.randint(3, 120))
+                url = f"https://shop.example.com/products/{product.product_id.lower()}"
+                send(clicked, "click", url=url)
         if rng.random() < 0.0008:
-            self._esp(fp, rng, email, delivered + timedelta(hours=2), "spamreport", mid, category)
+            send(delivered + timedelta(hours=2), "spamreport")
             return False
         if rng.random() < 0.004:
-            self._esp(fp, rng, email, delivered + timedelta(hours=1), "unsubscribe", mid, category)
+            send(delivered + timedelta(hours=1), "unsubscribe")
             if rng.random() < 0.2:
-                self._esp(
-                    fp,
-                    rng,
-                    email,
-                    delivered + timedelta(days=2),
-                    "group_resubscribe",
-                    mid,
-                    category,
-                    asm_group_id=1,
-                )
+                send(delivered + timedelta(days=2), "group_resubscribe", asm_group_id=1)
                 return True
             return False
         return True

@@ -116,118 +116,59 @@ class WebSimulation:
         person: dict | None = None,
         state: dict | None = None,
     ) -> None:
+        def send(kind: str, at: datetime, **fields: object) -> None:
+            self._web(fp, rng, kind, at, anon, uid, ua, **fields)
+
+        def page(at: datetime, title: str, path: str, **properties: object) -> None:
+            url = f"https://shop.example.com{path}"
+            properties = {"path": path, "url": url, "title": title, **properties}
+            send("page", at, name=title, properties=properties)
+
         ts = started
         name, path = rng.choice(catalog.PAGES)
-        self._web(
-            fp,
-            rng,
-            "page",
-            ts,
-            anon,
-            uid,
-            ua,
-            name=name,
-            properties={
-                "path": path,
-                "url": f"https://shop.example.com{path}",
-                "title": name,
-                "referrer": "",
-            },
-        )
+        page(ts, name, path, referrer="")
         viewed = []
         for _ in range(1 + int(rng.expovariate(0.5))):
             ts += timedelta(seconds=rng.randint(10, 240))
             product = rng.choice(self.products)
             viewed.append(product)
             path = f"/products/{product.product_id.lower()}"
-            self._web(
-                fp,
-                rng,
-                "page",
-                ts,
-                anon,
-                uid,
-                ua,
-                name=product.name,
-                properties={
-                    "path": path,
-                    "url": f"https://shop.example.com{path}",
-                    "title": product.name,
-                    "category": product.category,
-                },
-            )
-            self._web(
-                fp,
-                rng,
-                "track",
-                ts,
-                anon,
-                uid,
-                ua,
-                event="Product Viewed",
-                properties=self._product_props(product),
-            )
+            page(ts, product.name, path, category=product.category)
+            send("track", ts, event="Product Viewed", properties=self._product_props(product))
         if rng.random() >= P_ADD_TO_CART:
             return
         cart = [rng.choice(viewed) for _ in range(1 + int(rng.random() * 1.5))]
         for product in cart:
             ts += timedelta(seconds=rng.randint(5, 120))
-            self._web(
-                fp,
-                rng,
-                "track",
-                ts,
-                anon,
-                uid,
-                ua,
-                event="Product Added",
-                properties={**self._product_props(product), "cart_id": self._message_id(rng)},
-            )
+            added = {**self._product_props(product), "cart_id": self._message_id(rng)}
+            send("track", ts, event="Product Added", properties=added)
         if rng.random() >= P_CHECKOUT:
             return
         ts += timedelta(seconds=rng.randint(20, 300))
         lines = [self._product_props(p) for p in cart]
         total = round(sum(p.price for p in cart), 2)
         order_id = f"ORD-{index:07d}-{state['orders'] + 1:03d}" if state else None
-        self._web(
-            fp,
-            rng,
-            "track",
-            ts,
-            anon,
-            uid,
-            ua,
-            event="Checkout Started",
-            properties={
-                "order_id": order_id,
-                "value": total,
-                "revenue": total,
-                "currency": "USD",
-                "products": lines,
-            },
-        )
+        checkout = {
+            "order_id": order_id,
+            "value": total,
+            "revenue": total,
+            "currency": "USD",
+            "products": lines,
+        }
+        send("track", ts, event="Checkout Started", properties=checkout)
         if not may_buy or state is None or person is None or rng.random() >= P_PURCHASE:
             return
         ts += timedelta(seconds=rng.randint(30, 600))
         state["orders"] += 1
-        self._web(
-            fp,
-            rng,
-            "track",
-            ts,
-            anon,
-            uid,
-            ua,
-            event="Order Completed",
-            properties={
-                "order_id": order_id,
-                "checkout_id": self._message_id(rng),
-                "total": total,
-                "revenue": total,
-                "shipping": 4.95,
-                "tax": 0.0,
-                "currency": "USD",
-                "products": lines,
-            },
-        )
+        completed = {
+            "order_id": order_id,
+            "checkout_id": self._message_id(rng),
+            "total": total,
+            "revenue": total,
+            "shipping": 4.95,
+            "tax": 0.0,
+            "currency": "USD",
+            "products": lines,
+        }
+        send("track", ts, event="Order Completed", properties=completed)
         self._order(fp, rng, index, person, order_id, ts, total, cart)
