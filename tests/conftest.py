@@ -24,8 +24,8 @@ from inboxgraph.settings import OPTIONAL_VARIABLES, Paths, ensure_environment
 os.environ.setdefault("INBOXGRAPH_EVENTS_START_DATE", "2026-01-01")
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
-# Set for every process a test starts (the command line, `dagster dev`, the daemon).
-KEPT_VARIABLES = ("INBOXGRAPH_DBT_PROJECT_DIR", "INBOXGRAPH_EVENTS_START_DATE")
+# Kept for every process a test starts as a user would (the command line, `dagster dev`).
+KEPT_VARIABLES = ("INBOXGRAPH_DBT_PROJECT_DIR",)
 
 
 def _own_dbt_project() -> None:
