@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -61,3 +62,21 @@ def test_a_run_with_a_bad_value_fails_at_start_naming_the_variable(platform_home
     messages = " ".join(str(e.event_specific_data.error.cause or "") for e in failures)
     messages += " ".join(e.event_specific_data.error.message for e in failures)
     assert "INBOXGRAPH_SHOP_DB_URL='mysql://shop@db/shop' is not supported" in messages
+
+
+def test_a_missing_landing_zone_fails_the_extracts_with_one_sentence(tmp_path: Path) -> None:
+    from inboxgraph.resources.sources import EnrichmentSource, HubspotContactsSource
+
+    missing = str(tmp_path / "no-such-landing")
+    expected = (
+        f"the landing zone {missing} (INBOXGRAPH_LANDING_URL) does not exist; point the "
+        "setting at the folder where sources land, or run `inboxgraph generate`"
+    )
+    with pytest.raises(dg.Failure) as enrichment:
+        EnrichmentSource(landing_url=missing).files()
+    with pytest.raises(dg.Failure) as crm:
+        HubspotContactsSource(landing_url=missing).read(None)
+    assert enrichment.value.description == crm.value.description == expected
+    # An existing landing zone without the source's folder is a source with nothing yet.
+    (tmp_path / "empty-landing").mkdir()
+    assert EnrichmentSource(landing_url=str(tmp_path / "empty-landing")).files() == []

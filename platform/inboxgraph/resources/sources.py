@@ -45,6 +45,17 @@ def _landing_root(landing_url: str, home: str) -> str:
     return resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
 
 
+def _require_landing(landing_url: str, home: str) -> None:
+    """A local landing zone must exist: a missing one is a wrong setting, not an empty source."""
+    root = _landing_root(landing_url, home)
+    if not is_remote(root) and not os.path.isdir(root):
+        raise dg.Failure(
+            f"the landing zone {root} (INBOXGRAPH_LANDING_URL) does not exist; point the "
+            "setting at the folder where sources land, or run `inboxgraph generate`",
+            allow_retries=False,
+        )
+
+
 def _files_in(folder: str, suffix: str) -> list[str]:
     """The files directly in ``folder`` (not in its sub-folders) whose names end in ``suffix``."""
     return [
@@ -188,6 +199,7 @@ class HubspotContactsSource(dg.ConfigurableResource):
         return join(_landing_root(self.landing_url, self.home), "hubspot", "contacts")
 
     def read(self, since: datetime | None) -> pl.DataFrame:
+        _require_landing(self.landing_url, self.home)
         columns: dict[str, list] = {name: [] for name in HUBSPOT_SCHEMA}
         pages = _files_in(self.root, ".json")
         for page in pages:
@@ -339,6 +351,7 @@ class EnrichmentSource(dg.ConfigurableResource):
         return join(_landing_root(self.landing_url, self.home), "enrichment")
 
     def files(self) -> list[str]:
+        _require_landing(self.landing_url, self.home)
         return _files_in(self.root, ".csv")
 
     def stamp(self, path: str) -> str | None:
