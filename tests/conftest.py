@@ -140,3 +140,26 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 60) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         return
+
+
+# The longest modules first, so that two test processes finish together instead of one running
+# `dagster dev` alone at the end (pytest-xdist hands out whole modules in collection order).
+LONGEST_FIRST = (
+    "tests/e2e/test_ui.py",
+    "tests/stream/test_stream_worker.py",
+    "tests/production/test_deploy.py",
+    "tests/e2e/test_crash.py",
+    "tests/bench/test_pipeline_bench.py",
+    "tests/e2e/test_cli.py",
+    "tests/production/test_s3_lake.py",
+    "tests/e2e/test_forget.py",
+    "tests/e2e/test_trust_and_activation.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
