@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast lint bench clean
 
-# Tests run in up to four processes (pytest-xdist), each test module in one process.
-PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+# Tests run in up to four processes (pytest-xdist), each test module in one process, in the
+# order tests/conftest.py gives them (the longest first).
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 # The inner loop: unit, transform and asset tests (no whole-pipeline runs, no servers).
 FAST_TESTS := tests/test_*.py tests/assets tests/transforms tests/generate tests/quality tests/stream
 

@@ -78,6 +78,41 @@ CONFIG_VARIABLES = (
 )
 
 
+@contextlib.contextmanager
+def home_environment(root: Path) -> Iterator[Paths]:
+    """The configuration of a home at ``root`` (every variable at its default) while inside,
+    and exactly the configuration from before afterwards."""
+    saved = _configuration()
+    for name in CONFIG_VARIABLES:
+        os.environ.pop(name, None)
+    try:
+        yield ensure_environment(str(root))
+    finally:
+        _restore(saved)
+
+
+@pytest.fixture(autouse=True)
+def _configuration_restored() -> Iterator[None]:
+    """Whatever a test sets of the configuration (ensure_environment writes os.environ) is
+    gone after it, so no test runs on another's home."""
+    saved = _configuration()
+    yield
+    _restore(saved)
+
+
+def _configuration() -> dict[str, str]:
+    return {
+        k: v for k, v in os.environ.items() if k.startswith("INBOXGRAPH_") or k in CONFIG_VARIABLES
+    }
+
+
+def _restore(saved: dict[str, str]) -> None:
+    for name in [k for k in os.environ if k.startswith("INBOXGRAPH_") or k in CONFIG_VARIABLES]:
+        if name not in saved:
+            del os.environ[name]
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     """A fresh INBOXGRAPH_HOME with every configuration variable set to its default."""

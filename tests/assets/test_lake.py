@@ -139,15 +139,17 @@ def test_a_write_that_dies_before_commit_keeps_the_previous_partition(
     def die(self: LakeResource, temporary: Path, target: Path) -> None:
         raise OSError("disk vanished between write and commit")
 
-    monkeypatch.setattr(LakeResource, "_commit", die)
-    failed = materialize_events(paths, day, day, raise_on_error=False)
+    # Its own patch context: undoing the test's whole monkeypatch would also put back the
+    # environment the fixtures removed.
+    with monkeypatch.context() as patch:
+        patch.setattr(LakeResource, "_commit", die)
+        failed = materialize_events(paths, day, day, raise_on_error=False)
     assert not failed.success
     still = lake(paths).read_partition("raw", "web_events", {"received_date": day})
     assert_frame_equal(still, previous)
     assert read_table(paths, "web_events").height >= previous.height
     assert not list(folder.parent.parent.parent.rglob("*.tmp")), "no temporary files left"
 
-    monkeypatch.undo()
     materialize_events(paths, day, day)
     completed = lake(paths).read_partition("raw", "web_events", {"received_date": day})
     assert completed.height == previous.height + 1

@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from inboxgraph.runner import RunSummary, run_pipeline
-from inboxgraph.settings import Paths, ensure_environment
-from tests.conftest import CONFIG_VARIABLES, generate
+from inboxgraph.settings import Paths
+from tests.conftest import generate, home_environment
 
 AS_OF = datetime(2026, 11, 28)
 
@@ -20,10 +18,7 @@ AS_OF = datetime(2026, 11, 28)
 def pipeline_home(
     root: Path, people: int = 400, days: int = 100
 ) -> Iterator[tuple[Paths, RunSummary]]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in CONFIG_VARIABLES:
-            patch.delenv(name, raising=False)
-        paths = ensure_environment(str(root))
+    with home_environment(root) as paths:
         generate(Path(paths.landing_url), people=people, days=days)
         summary = run_pipeline(paths, as_of=AS_OF, log=lambda _: None)
         assert summary.succeeded, summary

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -143,9 +145,7 @@ def _assert_same(home: Path, expected: dict[str, object]) -> None:
 def _assert_audited(home: Path) -> None:
     """The audit trail holds every materialization of every run, the killed ones' included,
     once each."""
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")  # the instance's config reads it
-    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
-    try:
+    with _instance(home) as instance:
         stored = {}
         for run in instance.get_runs():
             records = instance.get_records_for_run(
@@ -157,8 +157,6 @@ def _assert_audited(home: Path) -> None:
                 if "partition_range" not in record.asset_materialization.metadata
                 and record.asset_materialization.asset_key.to_user_string() != "marts/audit_log"
             )
-    finally:
-        instance.dispose()
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         audited = dict(
             con.sql(
@@ -217,14 +215,22 @@ def _kill_at(home: Path, log: Path, marker: str) -> str:
 
 
 def _warehouse_pool(home: Path) -> tuple[list, list[dg.DagsterRunStatus]]:
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")  # the instance's config reads it
-    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
-    try:
+    with _instance(home) as instance:
         info = instance.event_log_storage.get_concurrency_info("warehouse")
         statuses = [run.status for run in instance.get_runs(limit=1)]
         return list(info.claimed_slots), statuses
-    finally:
-        instance.dispose()
+
+
+@contextlib.contextmanager
+def _instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The home's Dagster instance (its config reads DAGSTER_HOME, set only meanwhile)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+        try:
+            yield instance
+        finally:
+            instance.dispose()
 
 
 def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(

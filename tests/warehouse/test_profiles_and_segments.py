@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 
 from inboxgraph.resources.lake import LakeResource
-from inboxgraph.settings import Paths, ensure_environment
+from inboxgraph.settings import Paths
 from inboxgraph.stream_files import STREAM_SOURCE, batch_file_name
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
-from tests.conftest import CONFIG_VARIABLES
+from tests.conftest import home_environment
 from tests.warehouse.scenario import AS_OF, Landing, ago, land_and_build, person_of, query
 
 JUNK = ("null", "undefined", "anonymous", "0", "")
@@ -123,10 +123,7 @@ def _status_people(land: Landing) -> None:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in CONFIG_VARIABLES:
-            patch.delenv(name, raising=False)
-        paths = ensure_environment(str(tmp_path_factory.mktemp("warehouse")))
+    with home_environment(tmp_path_factory.mktemp("warehouse")) as paths:
         land = Landing()
         _identity_people(land)
         _segment_people(land)
