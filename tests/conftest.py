@@ -107,23 +107,20 @@ def _configuration() -> dict[str, str]:
 
 
 def _restore(saved: dict[str, str]) -> None:
-    for name in [k for k in os.environ if k.startswith("INBOXGRAPH_") or k in CONFIG_VARIABLES]:
-        if name not in saved:
-            del os.environ[name]
+    for name in set(_configuration()) - set(saved):
+        del os.environ[name]
     os.environ.update(saved)
 
 
 @pytest.fixture
-def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
-    """A fresh INBOXGRAPH_HOME with every configuration variable set to its default."""
+def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A fresh INBOXGRAPH_HOME with every configuration variable set to its default (put back
+    after the test by ``_configuration_restored``)."""
     for name in CONFIG_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()
-    paths = ensure_environment(str(home))
-    yield paths
-    for name in CONFIG_VARIABLES:
-        os.environ.pop(name, None)
+    return ensure_environment(str(home))
 
 
 def generate(

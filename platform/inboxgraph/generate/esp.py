@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from inboxgraph.generate import catalog
-from inboxgraph.generate.footprint import ESP_BAD_KINDS, P_BAD, P_DUPLICATE, Footprint, _hash_hex
+from inboxgraph.generate.footprint import ESP_BAD_KINDS, P_BAD, P_DUPLICATE, Footprint, hash_hex
 
 
 class EspSimulation:
@@ -42,7 +42,7 @@ class EspSimulation:
             "email": email,
             "timestamp": int(ts.timestamp()),
             "event": event,
-            "sg_event_id": _hash_hex(rng.getrandbits(64), size=11),
+            "sg_event_id": hash_hex(rng.getrandbits(64), size=11),
             "sg_message_id": message_id,
             "category": [category],
         }
@@ -74,7 +74,7 @@ class EspSimulation:
         self, fp: Footprint, rng: random.Random, email: str, sent: datetime, category: str
     ) -> bool:
         """One campaign email; False once the address must not be mailed again."""
-        mid = f"{_hash_hex(rng.getrandbits(64), size=10)}.filter0001"
+        mid = f"{hash_hex(rng.getrandbits(64), size=10)}.filter0001"
 
         def send(at: datetime, event: str, **fields: object) -> None:
             self._esp(fp, rng, email, at, event, mid, category, **fields)

@@ -1,10 +1,6 @@
 """What a simulated person leaves behind (:class:`Footprint`), the odds of what happens to them,
-and the identifiers derived from (seed, person) that every source's simulation shares.
-
-Each person draws from a random generator seeded by the run seed and the person's index, so
-the output does not depend on how people are batched and any person can be regenerated alone.
-Identifiers of another person (a shared household device) are derived from that person's index
-by the same hash, without state.
+and the identifiers every source's simulation derives from (seed, person) by one hash, without
+state.
 """
 
 from __future__ import annotations
@@ -40,7 +36,7 @@ WEB_BAD_KINDS = (
 ESP_BAD_KINDS = ("invalid_json", "missing_event_id", "invalid_email", "wrong_type")
 
 
-def _hash_hex(*parts: object, size: int = 16) -> str:
+def hash_hex(*parts: object, size: int = 16) -> str:
     return hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=size).hexdigest()
 
 
@@ -49,11 +45,11 @@ def as_uuid(hex32: str) -> str:
 
 
 def anonymous_id(seed: int, person: int, device: int) -> str:
-    return as_uuid(_hash_hex(seed, person, "device", device))
+    return as_uuid(hash_hex(seed, person, "device", device))
 
 
 def user_id(seed: int, person: int) -> str:
-    return "usr_" + _hash_hex(seed, person, "user", size=6)
+    return "usr_" + hash_hex(seed, person, "user", size=6)
 
 
 def iso(ts: datetime) -> str:

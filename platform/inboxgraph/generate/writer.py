@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from inboxgraph.generate import catalog
 from inboxgraph.generate.footprint import Footprint
 from inboxgraph.generate.people import PersonSimulator
+from inboxgraph.settings import safe_url
 
 HUBSPOT_PAGE_SIZE = 100
 ENRICHMENT_COLUMNS = {
@@ -82,9 +83,8 @@ class _Shop:
     database SQLAlchemy reaches (PostgreSQL), which must not hold the shop's tables yet."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         parsed = sa.make_url(url)
-        self.safe_url = parsed.render_as_string(hide_password=True)
+        self.safe_url = safe_url(url)
         if parsed.get_backend_name() == "sqlite":
             path = Path(parsed.database or "")
             path.parent.mkdir(parents=True, exist_ok=True)
