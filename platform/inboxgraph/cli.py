@@ -175,6 +175,29 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from inboxgraph.explain import IDENTIFIER_TYPES, describe, explain
+
+    given = [(kind, getattr(args, kind)) for kind in IDENTIFIER_TYPES if getattr(args, kind)]
+    if len(given) != 1:
+        flags = ", ".join("--" + kind.replace("_", "-") for kind in IDENTIFIER_TYPES)
+        print(f"explain needs exactly one of {flags}", file=sys.stderr)
+        return 2
+    ((kind, value),) = given
+    paths = ensure_environment()
+    try:
+        explanation = explain(paths.warehouse, kind, value)
+    except FileNotFoundError as exc:
+        print(f"inboxgraph explain: {exc}", file=sys.stderr)
+        return 2
+    if explanation is None:
+        print(f"no person holds that {kind} in marts.identity_map", file=sys.stderr)
+        return 1
+    for line in describe(explanation):
+        print(line)
+    return 0
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     import os
 
@@ -326,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--email", help="an address of the person")
     erase.add_argument("--user-id", help="a user id of the person")
     erase.set_defaults(func=cmd_forget)
+
+    why = sub.add_parser(
+        "explain", help="a person's identifiers and the links, rules and records behind them"
+    )
+    for kind in ("email", "user_id", "anonymous_id", "customer_id", "hubspot_id"):
+        why.add_argument("--" + kind.replace("_", "-"), dest=kind, help=f"the person's {kind}")
+    why.set_defaults(func=cmd_explain)
 
     collect = sub.add_parser("collect", help="the Segment-compatible event collector")
     collect.add_argument("--host", default="127.0.0.1")

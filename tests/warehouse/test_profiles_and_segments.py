@@ -11,12 +11,13 @@ import orjson
 import polars as pl
 import pytest
 
+from inboxgraph.explain import KEPT_APART, describe, explain
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream_files import STREAM_SOURCE, batch_file_name
 from inboxgraph.transforms import web_events
 from inboxgraph.transforms.common import split_quarantine
-from tests.conftest import home_environment
+from tests.conftest import home_environment, inboxgraph_cli, outside_environment
 from tests.warehouse.scenario import AS_OF, Landing, ago, land_and_build, person_of, query
 
 JUNK = ("null", "undefined", "anonymous", "0", "")
@@ -435,3 +436,36 @@ def test_live_profiles_move_with_the_stream_without_a_batch_run(warehouse: Paths
         "p.preferences.email_status != 'subscribed'",
     )
     assert unsubscribed == [(0,)]
+
+
+# ---------------------------------------------------------------------- explain
+def test_explain_names_the_rule_and_source_record_of_every_link(warehouse: Paths) -> None:
+    explanation = explain(warehouse.warehouse, "email", "  Chain.Person@Example.COM ")
+    assert explanation is not None
+    assert {kind for kind, _ in explanation.identifiers} == {
+        "anonymous_id",
+        "user_id",
+        "email",
+        "hubspot_id",
+        "customer_id",
+    }
+    links = [link for link in explanation.links if link.left != link.right]
+    assert links and all(link.applied for link in links)
+    assert {"web_events", "hubspot_contacts", "shop_customers"} <= {link.source for link in links}
+    assert all(link.rule and link.source_record_id for link in links)
+
+    # The shared device stays with the user it was linked to first; the second user's link to
+    # it is kept apart, and the explanation says why.
+    shared = explain(warehouse.warehouse, "user_id", "u-share2")
+    assert shared is not None
+    kept = [{link.left, link.right} for link in shared.links if not link.applied]
+    assert {("anonymous_id", "anon-shared"), ("user_id", "u-share2")} in kept
+    assert KEPT_APART in "\n".join(describe(shared))
+
+    env = outside_environment(INBOXGRAPH_HOME=warehouse.home)
+    ran = inboxgraph_cli("explain", "--user-id", "u-share2", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "KEPT APART" in ran.stdout and "anon-shared" in ran.stdout
+    missing = inboxgraph_cli("explain", "--email", "nobody@example.com", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "no person holds that email in marts.identity_map"
