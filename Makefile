@@ -11,15 +11,18 @@ PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 # The inner loop: unit, transform and asset tests (no whole-pipeline runs, no servers).
 FAST_TESTS := tests/test_*.py tests/assets tests/transforms tests/generate tests/quality tests/stream
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+# The test extras with the package in one install (the runtime install is part of it).
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/inboxgraph demo
