@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import psutil
 import pytest
 
 from inboxgraph.generate.writer import GenerateOptions, GenerateReport, generate_landing
@@ -55,6 +57,25 @@ def inboxgraph_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def processes_ended(processes: list[psutil.Process], timeout: float) -> bool:
+    """Whether every process has exited (a zombie has: only its parent's reaping is left, and
+    in a container without an init process nobody reaps an orphan)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for process in processes:
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(process)
+            except psutil.NoSuchProcess:
+                pass
+        if not running:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 def outside_environment(**variables: str) -> dict[str, str]:

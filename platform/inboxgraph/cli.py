@@ -9,6 +9,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from inboxgraph.explain import IDENTIFIER_TYPES
 from inboxgraph.settings import (
     ConfigurationError,
     ensure_environment,
@@ -176,7 +177,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from inboxgraph.explain import IDENTIFIER_TYPES, describe, explain
+    from inboxgraph.explain import describe, explain
 
     given = [(kind, getattr(args, kind)) for kind in IDENTIFIER_TYPES if getattr(args, kind)]
     if len(given) != 1:
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser(
         "explain", help="a person's identifiers and the links, rules and records behind them"
     )
-    for kind in ("email", "user_id", "anonymous_id", "customer_id", "hubspot_id"):
+    for kind in IDENTIFIER_TYPES:
         why.add_argument("--" + kind.replace("_", "-"), dest=kind, help=f"the person's {kind}")
     why.set_defaults(func=cmd_explain)
 

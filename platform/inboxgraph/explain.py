@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 # The identifier types a person can be looked up by, as the identity map spells them.
 IDENTIFIER_TYPES = ("email", "user_id", "anonymous_id", "customer_id", "hubspot_id")
 KEPT_APART = "kept apart: the person would hold two user ids"
@@ -47,7 +45,7 @@ class Explanation:
 
 
 def normalized(identifier_type: str, value: str) -> str:
-    """A value as the identity map holds it (emails trimmed and lower-cased)."""
+    """A value as the identity map holds it (trimmed; emails lower-cased too)."""
     value = value.strip()
     return value.lower() if identifier_type == "email" else value
 
@@ -59,6 +57,8 @@ def explain(warehouse: str, identifier_type: str, value: str) -> Explanation | N
             f"the warehouse {warehouse} (INBOXGRAPH_WAREHOUSE) does not exist; run "
             "`inboxgraph run` first"
         )
+    import duckdb
+
     with duckdb.connect(warehouse, read_only=True) as con:
         found = con.execute(
             "select person_id from marts.identity_map "

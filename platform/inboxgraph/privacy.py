@@ -26,6 +26,7 @@ import polars as pl
 
 from inboxgraph import audit
 from inboxgraph.activation import mask_email
+from inboxgraph.explain import normalized
 from inboxgraph.objectstore import join, store_for
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.storage import commit, write_atomic, write_bytes_atomic
@@ -65,7 +66,7 @@ class Person:
 
     def add(self, identifier_type: str, value: str | None) -> None:
         if value:
-            value = value.strip().lower() if identifier_type == "email" else value.strip()
+            value = normalized(identifier_type, value)
             self.identifiers.setdefault(identifier_type, set()).add(value)
 
     @property

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.conftest import generate, outside_environment
+from tests.conftest import generate, outside_environment, processes_ended
 
 pytestmark = pytest.mark.e2e
 
@@ -59,25 +59,6 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float = 
     while text not in log.read_text(errors="replace"):
         assert process.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
-
-
-def _ended(processes: list[psutil.Process], timeout: float) -> bool:
-    """Whether every process has exited (a zombie has: only its parent's reaping is left, and
-    in a container without an init process nobody reaps an orphan)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        running = []
-        for process in processes:
-            try:
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    running.append(process)
-            except psutil.NoSuchProcess:
-                pass
-        if not running:
-            return True
-        if time.monotonic() > deadline:
-            return False
         time.sleep(0.2)
 
 
@@ -269,7 +250,7 @@ def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
     assert time.monotonic() - sent < 30
     claimed, statuses = _warehouse_pool(home)
     assert claimed == [] and statuses == [dg.DagsterRunStatus.FAILURE]
-    assert _ended(dbt, timeout=10), "dbt was terminated"
+    assert processes_ended(dbt, timeout=10), "dbt was terminated"
     last = _run(home, "--full-refresh")
     assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
     _assert_same(home, undisturbed)

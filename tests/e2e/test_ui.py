@@ -19,7 +19,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from inboxgraph.runner import INSTANCE_TEMPLATE
-from tests.conftest import generate, inboxgraph_cli
+from tests.conftest import generate, inboxgraph_cli, processes_ended
 from tests.e2e.dagster_ui import DagsterUI, ui_environment
 
 pytestmark = pytest.mark.e2e
@@ -171,7 +171,7 @@ def test_every_ui_launch_path_runs_the_platform(
         worker = dbt.parent()
         worker.send_signal(signal.SIGKILL)
         assert ui.wait_for_run(killed, timeout=120) == "FAILURE", ui.tail()
-        assert _ended(dbt, timeout=15), "dbt outlived the run worker"
+        assert processes_ended([dbt], timeout=15), "dbt outlived the run worker"
         (retry,) = ui.wait_for_tagged_runs(instance, {"dagster/parent_run_id": killed})
         assert retry.status == dg.DagsterRunStatus.SUCCESS, ui.tail()
         pool = instance.event_log_storage.get_concurrency_info("warehouse")
@@ -238,19 +238,6 @@ def _wait_for_dbt_build(ui: DagsterUI, timeout: float = 300) -> psutil.Process:
                 return process
         assert time.monotonic() < deadline, f"no dbt build started\n{ui.tail()}"
         time.sleep(0.2)
-
-
-def _ended(process: psutil.Process, timeout: float) -> bool:
-    """Whether the process has exited (a zombie has: only its reaping is left)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _graph_reads_as_a_product(nodes: dict[str, dict]) -> None:
