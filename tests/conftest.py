@@ -134,6 +134,19 @@ def _restore(saved: dict[str, str]) -> None:
 
 
 @pytest.fixture
+def identity_overrides() -> Iterator[Path]:
+    """The identity overrides seed of the dbt project the tests run, as it was afterwards."""
+    from inboxgraph.overrides import overrides_file
+
+    path = overrides_file()
+    saved = path.read_bytes()
+    try:
+        yield path
+    finally:
+        path.write_bytes(saved)
+
+
+@pytest.fixture
 def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     """A fresh INBOXGRAPH_HOME with every configuration variable set to its default (put back
     after the test by ``_configuration_restored``)."""

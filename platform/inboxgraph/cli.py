@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import signal
 import sys
 import time
@@ -126,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reingest=args.reingest,
         warehouse=not args.skip_warehouse,
         pool_wait_seconds=args.wait_for_pool,
+        accept_identity_changes=args.accept_identity_changes,
     )
     print(format_summary(summary))
     print(f"done in {time.monotonic() - started:.1f}s")
@@ -143,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code:
             return code
     args.as_of, args.full_refresh, args.reingest, args.skip_warehouse = None, False, False, False
-    args.wait_for_pool = 1800
+    args.wait_for_pool, args.accept_identity_changes = 1800, False
     return cmd_run(args)
 
 
@@ -173,6 +175,27 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(line)
     erased_at = receipt.erased_at.strftime("%Y-%m-%d %H:%M:%S")
     print(f"tombstones recorded; receipt in marts.audit_log (erased at {erased_at} UTC)")
+    return 0
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    from inboxgraph.overrides import OverrideError, add_override, overrides_file, parse_identifier
+
+    path = overrides_file()
+    try:
+        override = add_override(
+            args.action,
+            parse_identifier(args.left),
+            parse_identifier(args.right),
+            author=args.author,
+            reason=args.reason,
+            path=path,
+        )
+    except OverrideError as exc:
+        print(f"inboxgraph identity {args.action}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {override.describe()} to {path}")
+    print("it applies from the next `inboxgraph run` (and on every run after it)")
     return 0
 
 
@@ -339,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only land new web and ESP events in the lake; leave the warehouse as it is",
     )
+    run.add_argument(
+        "--accept-identity-changes",
+        action="store_true",
+        help="let exports through although more people changed person_id than "
+        "var identity's health.max_changed_share allows (after checking why)",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="generate demo data (small) and run the graph on it")
@@ -357,6 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
     for kind in IDENTIFIER_TYPES:
         why.add_argument("--" + kind.replace("_", "-"), dest=kind, help=f"the person's {kind}")
     why.set_defaults(func=cmd_explain)
+
+    identity = sub.add_parser(
+        "identity", help="write an identity override: split two identifiers or link them"
+    )
+    actions = identity.add_subparsers(dest="action", required=True)
+    for action, help_ in (
+        ("split", "keep two identifiers in different people, whatever links them (never_link)"),
+        ("link", "join two identifiers into one person, whatever the limits say"),
+    ):
+        rule = actions.add_parser(action, help=help_)
+        rule.add_argument("left", help="type:value, e.g. email:ann@example.com")
+        rule.add_argument("right", help="type:value, e.g. user_id:u-123")
+        rule.add_argument("--reason", required=True, help="why (kept with the rule)")
+        rule.add_argument("--author", default=getpass.getuser(), help="who (default: you)")
+        rule.set_defaults(func=cmd_identity)
 
     collect = sub.add_parser("collect", help="the Segment-compatible event collector")
     collect.add_argument("--host", default="127.0.0.1")

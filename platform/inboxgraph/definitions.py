@@ -9,6 +9,7 @@ import dagster as dg
 from inboxgraph.alerts import AlertWebhook
 from inboxgraph.assets.activation import activation_assets
 from inboxgraph.assets.audit import audit_log
+from inboxgraph.assets.identity import identity_checks
 from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
@@ -81,7 +82,7 @@ defs = dg.Definitions(
             audit_log,
         ],
     ),
-    asset_checks=quality_checks,
+    asset_checks=[*quality_checks, *identity_checks],
     jobs=[ingest_events_job, refresh_job],
     schedules=[nightly_refresh],
     sensors=[landing_sensor, alerts_sensor],

@@ -1,23 +1,23 @@
-"""Why a person is who they are: their identifiers, and every observed link that touches them,
-with the rule and the source record behind it and whether it was applied."""
+"""Why a person is who they are: their identifiers, and every observed link and override that
+touches them, with the rule and the source record behind it, whether it was applied and, when
+not, the rule that refused it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 # The identifier types a person can be looked up by, as the identity map spells them.
 IDENTIFIER_TYPES = ("email", "user_id", "anonymous_id", "customer_id", "hubspot_id")
-KEPT_APART = "kept apart: the person would hold two user ids"
 
 LINKS = """
 with own as (
     select identifier_type, identifier_value from marts.identity_map where person_id = $person
 )
 select left_type, left_value, right_type, right_value, rule, source, source_record_id,
-    first_observed_at, observations, applied
+    first_observed_at, observations, applied, refused_by
 from marts.identity_links
 where (left_type, left_value) in (select * from own)
     or (right_type, right_value) in (select * from own)
@@ -35,6 +35,7 @@ class Link:
     first_observed_at: object
     observations: int
     applied: bool
+    refused_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,40 +66,50 @@ def explain(warehouse: str, identifier_type: str, value: str) -> Explanation | N
             "where identifier_type = ? and identifier_value = ?",
             [identifier_type, normalized(identifier_type, value)],
         ).fetchone()
-        if found is None:
-            return None
-        (person_id,) = found
-        identifiers = con.execute(
-            "select identifier_type, identifier_value from marts.identity_map "
-            "where person_id = ? order by 1, 2",
-            [person_id],
-        ).fetchall()
-        rows = con.execute(LINKS, {"person": person_id}).fetchall()
+        return None if found is None else explain_person(con, found[0])
+
+
+def explain_person(con, person_id: str) -> Explanation:
+    """The explanation of one person, over a connection to the warehouse."""
+    identifiers = con.execute(
+        "select identifier_type, identifier_value from marts.identity_map "
+        "where person_id = ? order by 1, 2",
+        [person_id],
+    ).fetchall()
+    rows = con.execute(LINKS, {"person": person_id}).fetchall()
     links = [
-        Link((lt, lv), (rt, rv), rule, source, record, first, observations, applied)
-        for lt, lv, rt, rv, rule, source, record, first, observations, applied in rows
+        Link((lt, lv), (rt, rv), rule, source, record, first, observations, applied, refused)
+        for lt, lv, rt, rv, rule, source, record, first, observations, applied, refused in rows
     ]
     return Explanation(person_id, identifiers, links)
 
 
-def describe(explanation: Explanation) -> Iterator[str]:
-    """The explanation as lines for a terminal."""
+def describe(
+    explanation: Explanation, shown: Callable[[str, str], str] | None = None
+) -> Iterator[str]:
+    """The explanation as lines for a terminal; ``shown(type, value)`` renders a value (for
+    metadata that must not hold addresses, say)."""
+    show = shown or (lambda _, value: value)
+
+    def name(identifier: tuple[str, str]) -> str:
+        return f"{identifier[0]} {show(*identifier)}"
+
     kinds = Counter(kind for kind, _ in explanation.identifiers)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     yield f"person {explanation.person_id}: {counts}"
     for kind, value in explanation.identifiers:
-        yield f"  {kind:<14}{value}"
+        yield f"  {kind:<14}{show(kind, value)}"
     links = [link for link in explanation.links if link.left != link.right]
     applied = sum(link.applied for link in links)
-    yield f"links: {applied} applied, {len(links) - applied} kept apart"
+    yield f"links: {applied} applied, {len(links) - applied} refused"
     for link in explanation.links:
         record = f", record {link.source_record_id}" if link.source_record_id else ""
         seen = f"first seen {link.first_observed_at:%Y-%m-%d %H:%M}, {link.observations}x"
         if link.left == link.right:  # an identifier observed on its own, no link
-            yield f"  seen        {link.left[0]} {link.left[1]}"
+            yield f"  seen        {name(link.left)}"
         else:
-            state = "applied" if link.applied else "KEPT APART"
-            yield f"  {state:<10}  {link.left[0]} {link.left[1]} ~ {link.right[0]} {link.right[1]}"
+            state = "applied" if link.applied else "REFUSED"
+            yield f"  {state:<10}  {name(link.left)} ~ {name(link.right)}"
         yield f"      rule {link.rule} ({link.source}{record}); {seen}"
         if not link.applied:
-            yield f"      {KEPT_APART}"
+            yield f"      refused by {link.refused_by or 'a rule of var identity'}"

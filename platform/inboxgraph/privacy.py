@@ -28,6 +28,7 @@ from inboxgraph import audit
 from inboxgraph.activation import mask_email
 from inboxgraph.explain import normalized
 from inboxgraph.objectstore import join, store_for
+from inboxgraph.overrides import overrides_file
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.storage import commit, write_atomic, write_bytes_atomic
 from inboxgraph.transforms.sql import query_frame
@@ -433,6 +434,14 @@ def drop_tombstoned(
 
 
 # ---------------------------------------------------------------------- forget
+def scrub_overrides(path: Path, person: Person) -> dict[str, int]:
+    """The identity overrides naming the person (the seed is a versioned file: commit it)."""
+    if not path.exists():
+        return {}
+    removed = _scrub_csv(path, person)
+    return {str(path): removed} if removed else {}
+
+
 def forget(
     *,
     email: str | None,
@@ -458,6 +467,7 @@ def forget(
         ("landing", lambda: scrub_landing(landing, person, shop_db_url)),
         ("lake", lambda: scrub_lake(lake, person)),
         ("exports", lambda: scrub_exports(exports, person)),
+        ("identity overrides", lambda: scrub_overrides(overrides_file(), person)),
     ):
         removed = scrub()
         receipt.files.update(removed)

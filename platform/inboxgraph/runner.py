@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from inboxgraph.crash import process_tags, reclaim_dead_runs, wait_for_pool
 from inboxgraph.dbt_project import ensure_manifest
+from inboxgraph.identity_health import ACCEPT_TAG
 from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
 from inboxgraph.project_files import platform_dir
 from inboxgraph.resources.sources import EventFolderSource
@@ -28,6 +29,7 @@ from inboxgraph.sensors import contiguous_ranges, range_tags, stale_days
 from inboxgraph.settings import Paths
 
 INSTANCE_TEMPLATE = platform_dir() / "dagster.yaml"
+STABILITY_CHECK = "marts/identity_map:identity_stability"
 # Step-level progress on the console; Dagster's DEBUG events stay in the instance's event log.
 CONSOLE_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -143,9 +145,13 @@ def run_pipeline(
     reingest: bool = False,
     warehouse: bool = True,
     pool_wait_seconds: float = 1800,
+    accept_identity_changes: bool = False,
 ) -> RunSummary:
     """Land the received dates whose files are new or changed (every landed date with
-    ``reingest``), then refresh the warehouse (unless not ``warehouse``); returns the summary."""
+    ``reingest``), then refresh the warehouse (unless not ``warehouse``); returns the summary.
+
+    ``accept_identity_changes`` tags the refresh so the identity stability check lets exports
+    through whatever share of people changed person_id."""
     ensure_manifest(refresh=True)
     from inboxgraph import definitions
 
@@ -193,11 +199,14 @@ def run_pipeline(
         },
     }
     wait_for_pool(instance, WAREHOUSE_POOL, pool_wait_seconds, log)
+    tags = {**process_tags(), "inboxgraph/trigger": "cli"}
+    if accept_identity_changes:
+        tags[ACCEPT_TAG] = "true"
     result = dg.execute_job(
         dg.reconstructable(definitions.refresh_warehouse),
         instance=instance,
         run_config=run_config,
-        tags={**process_tags(), "inboxgraph/trigger": "cli"},
+        tags=tags,
     )
     _collect(result, summary)
     _read_marts(paths, summary)
@@ -228,6 +237,12 @@ def format_summary(summary: RunSummary) -> str:
     )
     lines.extend(f"  WARN   {name}" for name in summary.checks_warned)
     lines.extend(f"  FAILED {name}" for name in summary.checks_failed)
+    if STABILITY_CHECK in summary.checks_failed:
+        lines.append(
+            "  exports wait: more people changed person_id than var identity allows; see the "
+            "check's largest merges in the UI (or `inboxgraph explain`), fix the source or add "
+            "an override, or accept with `inboxgraph run --accept-identity-changes`"
+        )
     lines.append(
         f"runs: {', '.join(summary.run_ids)} ({'succeeded' if summary.succeeded else 'FAILED'})"
     )

@@ -38,10 +38,14 @@ def _received_on(paths: Paths, day: str, landing: Landing) -> None:
     landing.web = []
 
 
+# Models and seeds (the identity overrides) without their tests: `dbt run` builds no seed.
+BUILD = ("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
+
+
 def _land_and_run(paths: Paths, model: str, *args: str, env: dict[str, str] | None = None) -> None:
-    """Land what is new, then ``dbt run`` ``model`` and everything it is built from."""
+    """Land what is new, then build ``model`` and everything it is built from."""
     land(paths)
-    run_dbt(paths, "run", "--select", f"+{model}", *args, env=env)
+    run_dbt(paths, *BUILD, "--select", f"+{model}", *args, env=env)
 
 
 def _build(paths: Paths, as_of: datetime, *args: str) -> None:
@@ -139,7 +143,7 @@ def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
 def _resolve(paths: Paths, *args: str) -> None:
     """Land what is new, then build the graph and the identity marts."""
     land(paths)
-    run_dbt(paths, "run", "--select", "+identity_links", "+identity_map", *args)
+    run_dbt(paths, *BUILD, "--select", "+identity_links", "+identity_map", *args)
 
 
 def _identity_marts(paths: Paths) -> tuple[list[tuple], list[tuple]]:

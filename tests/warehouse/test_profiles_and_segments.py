@@ -11,7 +11,7 @@ import orjson
 import polars as pl
 import pytest
 
-from inboxgraph.explain import KEPT_APART, describe, explain
+from inboxgraph.explain import describe, explain
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.settings import Paths
 from inboxgraph.stream_files import STREAM_SOURCE, batch_file_name
@@ -455,17 +455,22 @@ def test_explain_names_the_rule_and_source_record_of_every_link(warehouse: Paths
     assert all(link.rule and link.source_record_id for link in links)
 
     # The shared device stays with the user it was linked to first; the second user's link to
-    # it is kept apart, and the explanation says why.
+    # it is refused, and the explanation names the limit that refused it.
     shared = explain(warehouse.warehouse, "user_id", "u-share2")
     assert shared is not None
-    kept = [{link.left, link.right} for link in shared.links if not link.applied]
-    assert {("anonymous_id", "anon-shared"), ("user_id", "u-share2")} in kept
-    assert KEPT_APART in "\n".join(describe(shared))
+    refused = {
+        frozenset((link.left, link.right)): link.refused_by
+        for link in shared.links
+        if not link.applied
+    }
+    pair = frozenset({("anonymous_id", "anon-shared"), ("user_id", "u-share2")})
+    assert refused[pair] == "limit: at most 1 user_id per person"
+    assert "refused by limit: at most 1 user_id per person" in "\n".join(describe(shared))
 
     env = outside_environment(INBOXGRAPH_HOME=warehouse.home)
     ran = inboxgraph_cli("explain", "--user-id", "u-share2", env=env)
     assert ran.returncode == 0, ran.stderr
-    assert "KEPT APART" in ran.stdout and "anon-shared" in ran.stdout
+    assert "REFUSED" in ran.stdout and "anon-shared" in ran.stdout
     missing = inboxgraph_cli("explain", "--email", "nobody@example.com", env=env)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "no person holds that email in marts.identity_map"

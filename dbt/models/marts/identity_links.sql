@@ -9,7 +9,8 @@
 }}
 
 -- depends_on: {{ ref('int_identity__components_resolved') }}
--- One row per observed link: why two identifiers belong together (or why they were kept apart).
+-- One row per observed link and override: why two identifiers belong together (or, refused_by,
+-- the rule that kept them apart).
 -- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
 -- whole, while each join's identifier type filter reaches the table scan.)
 --
@@ -61,10 +62,24 @@ links as (
 ),
 {% endif %}
 
+-- The links a rule refused, with the rule (kept on the refused link's left identifier).
+refusals as (
+    select left_type, left_value, right_type, right_value, any_value(reason) as reason
+    from (
+        select
+            identifier_type as left_type,
+            identifier_value as left_value,
+            unnest(refused_links, recursive := true)
+        from {{ ref('int_identity__components_resolved') }}
+        where len(refused_links) > 0
+    )
+    group by all
+),
+
 final as (
     select
         links.link_id,
-        left_person.person_id,
+        coalesce(left_person.person_id, right_person.person_id) as person_id,
         links.left_type,
         links.left_value,
         links.right_type,
@@ -74,21 +89,38 @@ final as (
         links.source_record_id,
         links.first_observed_at,
         links.observations,
-        left_person.person_id = right_person.person_id as applied,
+        -- A never_link override is applied when it keeps its two identifiers apart.
+        case
+            when links.rule = 'never_link'
+                then left_person.person_id is distinct from right_person.person_id
+            else coalesce(left_person.person_id = right_person.person_id, false)
+        end as applied,
+        case
+            when links.rule = 'never_link' then null
+            when coalesce(left_person.person_id = right_person.person_id, false) then null
+            else refusals.reason
+        end as refused_by,
         cast(get_current_timestamp() as timestamp) as written_at
     from links
-    inner join {{ ref('int_identity__persons_assigned') }} as left_person
+    -- A blocked or shared identifier belongs to no one: its links are kept, refused.
+    left join {{ ref('int_identity__persons_assigned') }} as left_person
         on left_person.identifier_type = links.left_type
         and left_person.identifier_value = links.left_value
-    inner join {{ ref('int_identity__persons_assigned') }} as right_person
+    left join {{ ref('int_identity__persons_assigned') }} as right_person
         on right_person.identifier_type = links.right_type
         and right_person.identifier_value = links.right_value
+    left join refusals
+        on refusals.left_type = links.left_type
+        and refusals.left_value = links.left_value
+        and refusals.right_type = links.right_type
+        and refusals.right_value = links.right_value
     {%- if is_incremental() %}
 
     union all
 
     -- Links no longer collected (a CRM or shop record no longer extracted, an erasure).
-    select held.link_id, null, null, null, null, null, null, null, null, null, null, null, null
+    select
+        held.link_id, null, null, null, null, null, null, null, null, null, null, null, null, null
     from {{ this }} as held
     where not exists (
         select 1 from {{ ref('int_identity__links_collected') }} as collected

@@ -33,6 +33,9 @@
 --     row, which the post-hook deletes. (Rewriting the unchanged ones cost a million rows
 --     deleted and inserted a run at a million people, and would mark them all as changed for
 --     the identity links mart.)
+--   * every identity override (the seed identity_overrides, read whole), written like the CRM's
+--     and the shop's links: one row per rule, kept apart from any observed link between the
+--     same two identifiers (its link_id names the rule).
 -- Events leave only through an erasure, which deletes their links too.
 -- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
 -- (The event tables are named where they are read, not as CTEs: a CTE read more than once is
@@ -258,10 +261,53 @@ merged as (
 ),
 {%- endif %}
 
+-- The overrides, their identifiers as the links hold them (trimmed; addresses lower-case).
+overrides as (
+    select
+        {{ dbt.hash("'override|' || rule || '|' || left_type || ':' || left_value || '|' || right_type || ':' || right_value") }}
+            as link_id,
+        left_type,
+        left_value,
+        right_type,
+        right_value,
+        rule,
+        'identity_overrides' as source,
+        'by ' || author || ': ' || reason as source_record_id,
+        created_at as first_observed_at,
+        cast(1 as bigint) as observations,
+        cast(null as date) as last_received_date
+    from (
+        select
+            case rule when 'link' then 'override_link' else rule end as rule,
+            left_type,
+            case when left_type = 'email' then lower(trim(left_value))
+                else trim(left_value) end as left_value,
+            right_type,
+            case when right_type = 'email' then lower(trim(right_value))
+                else trim(right_value) end as right_value,
+            author,
+            reason,
+            created_at
+        from {{ ref('identity_overrides') }}
+    )
+    qualify row_number() over (
+        partition by rule, left_type, left_value, right_type, right_value
+        order by created_at
+    ) = 1
+),
+
+written as (
+    select * from merged
+    union all
+    select * from overrides
+),
+
 final as (
-    select * from merged as collected
+    select * from written as collected
     {%- if tracked %}
-    where collected.source not in ('hubspot_contacts', 'shop_customers', 'shop_orders')
+    where collected.source not in (
+            'hubspot_contacts', 'shop_customers', 'shop_orders', 'identity_overrides'
+        )
         or not exists (
             select 1
             from {{ this }} as held
@@ -276,13 +322,14 @@ final as (
 
     union all
 
-    -- CRM and shop links no longer extracted: empty rows, deleted by the post-hook.
+    -- CRM and shop links no longer extracted and overrides removed: empty rows, deleted by
+    -- the post-hook.
     select
         held.link_id,
         null, null, null, null, null, null, null, null, null, null
     from {{ this }} as held
-    where held.source in ('hubspot_contacts', 'shop_customers', 'shop_orders')
-        and not exists (select 1 from collected where collected.link_id = held.link_id)
+    where held.source in ('hubspot_contacts', 'shop_customers', 'shop_orders', 'identity_overrides')
+        and not exists (select 1 from written where written.link_id = held.link_id)
     {%- endif %}
 )
 

@@ -3,7 +3,7 @@
 {{ config(materialized='view') }}
 
 -- A stable person_id per identifier: the hash of the person's anchor identifier, which stays
--- the same while the person's identifiers do.
+-- the same while the person's identifiers do. A blocked or shared identifier belongs to no one.
 with resolved as (
     select * from {{ ref('int_identity__components_resolved') }}
 ),
@@ -17,6 +17,7 @@ final as (
         anchor_type,
         anchor_value
     from resolved
+    where person_id is not null
 )
 
 select * from final

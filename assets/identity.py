@@ -1,0 +1,176 @@
+"""The identity graph's health, as asset checks on marts.identity_map.
+
+``identity_stability`` is blocking: when more people changed person_id since the identity map
+activation last accepted than var identity's ``health.max_changed_share`` allows (a bad batch
+that merged or split them), every ESP export waits until a run accepts the change (run tag
+``inboxgraph/accept_identity_changes=true``; ``inboxgraph run --accept-identity-changes``).
+``identity_graph_size`` warns when a person holds too many identifiers.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from inboxgraph.activation import mask_email
+from inboxgraph.assets.warehouse import WAREHOUSE_POOL
+from inboxgraph.explain import describe, explain_person
+from inboxgraph.identity_health import (
+    ACCEPT_TAG,
+    HealthSettings,
+    Shape,
+    Stability,
+    accept,
+    load_health,
+    measure_shape,
+    measure_stability,
+)
+from inboxgraph.resources.warehouse import WarehouseResource
+
+IDENTITY_MAP = dg.AssetKey(["marts", "identity_map"])
+STABILITY = dg.AssetCheckKey(IDENTITY_MAP, "identity_stability")
+SIZE = dg.AssetCheckKey(IDENTITY_MAP, "identity_graph_size")
+# The largest merges whose explanation the check's metadata carries.
+EXPLAINED_MERGES = 3
+
+
+def _masked(identifier_type: str, value: str) -> str:
+    """Metadata outlives an erasure in the run history: addresses are masked there."""
+    return mask_email(value) if identifier_type == "email" else value
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _stability_result(
+    stability: Stability, settings: HealthSettings, accepted: bool, explained: str
+) -> dg.AssetCheckResult:
+    within = stability.changed_share <= settings.max_changed_share
+    if not stability.baseline:
+        description = "no accepted identity map yet: this one is accepted"
+    elif within:
+        description = (
+            f"{stability.changed_share:.2%} of known people changed person_id "
+            f"(at most {settings.max_changed_share:.0%})"
+        )
+    elif accepted:
+        description = (
+            f"{stability.changed_share:.2%} of known people changed person_id, accepted by "
+            f"this run ({ACCEPT_TAG})"
+        )
+    else:
+        description = (
+            f"{stability.changed_share:.2%} of known people changed person_id, more than "
+            f"{settings.max_changed_share:.0%}: exports wait until a run accepts the change "
+            f"(inboxgraph run --accept-identity-changes, or run tag {ACCEPT_TAG}=true)"
+        )
+    metadata: dict[str, object] = {
+        "changed_share": stability.changed_share,
+        "changed_people": stability.changed_people,
+        "known_people": stability.known_people,
+        "merges": stability.merges,
+        "splits": stability.splits,
+        "threshold": settings.max_changed_share,
+        "accepted_by_run": accepted and not within,
+    }
+    if stability.largest_merges:
+        metadata["largest_merges"] = dg.MetadataValue.md(
+            _table(stability.largest_merges, ["person_id", "people_merged", "identifiers"])
+        )
+    if stability.largest_splits:
+        metadata["largest_splits"] = dg.MetadataValue.md(
+            _table(stability.largest_splits, ["person_id", "people_now", "identifiers"])
+        )
+    if explained:
+        metadata["largest_merges_explained"] = dg.MetadataValue.md(explained)
+    return dg.AssetCheckResult(
+        asset_key=IDENTITY_MAP,
+        check_name=STABILITY.name,
+        passed=within or accepted,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
+    )
+
+
+def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
+    problems = []
+    if shape.largest > settings.max_identifiers_per_person:
+        problems.append(
+            f"the largest person holds {shape.largest} identifiers "
+            f"(more than {settings.max_identifiers_per_person})"
+        )
+    if shape.p99 > settings.max_identifiers_p99:
+        problems.append(
+            f"the 99th percentile is {shape.p99:g} identifiers "
+            f"(more than {settings.max_identifiers_p99})"
+        )
+    return dg.AssetCheckResult(
+        asset_key=IDENTITY_MAP,
+        check_name=SIZE.name,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems)
+        or f"largest person {shape.largest} identifiers, p99 {shape.p99:g}",
+        metadata={
+            "people": shape.people,
+            "identifiers": shape.identifiers,
+            "largest_person_identifiers": shape.largest,
+            "identifiers_p99": shape.p99,
+            "largest_people": dg.MetadataValue.json(shape.largest_people),
+        },
+    )
+
+
+@dg.multi_asset_check(
+    name="identity_health",
+    specs=[
+        dg.AssetCheckSpec(
+            STABILITY.name,
+            asset=IDENTITY_MAP,
+            blocking=True,
+            description="At most var identity's health.max_changed_share of the known people "
+            "changed person_id since the identity map activation last accepted; beyond it, "
+            "exports wait for a run tagged inboxgraph/accept_identity_changes=true.",
+        ),
+        dg.AssetCheckSpec(
+            SIZE.name,
+            asset=IDENTITY_MAP,
+            description="No person holds more identifiers than var identity's "
+            "health.max_identifiers_per_person, and the 99th percentile stays within "
+            "health.max_identifiers_p99.",
+        ),
+    ],
+    can_subset=True,
+    pool=WAREHOUSE_POOL,
+)
+def identity_health(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.AssetCheckResult]:
+    """The identity graph's stability (blocking) and size (warning)."""
+    settings = load_health()
+    selected = context.selected_asset_check_keys
+    accepted = context.run.tags.get(ACCEPT_TAG, "").lower() == "true"
+    with warehouse.connect(read_only=False) as con:
+        if SIZE in selected:
+            yield _size_result(measure_shape(con), settings)
+        if STABILITY not in selected:
+            return
+        stability = measure_stability(con)
+        explained = "\n\n".join(
+            "```\n"
+            + "\n".join(describe(explain_person(con, merge["person_id"]), _masked))
+            + "\n```"
+            for merge in stability.largest_merges[:EXPLAINED_MERGES]
+        )
+        result = _stability_result(stability, settings, accepted, explained)
+        if result.passed:
+            accept(con)
+        else:
+            context.log.warning(result.description)
+        yield result
+
+
+identity_checks = [identity_health]

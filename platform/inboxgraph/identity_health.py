@@ -1,0 +1,186 @@
+"""The identity graph's health: how big its people are, and how many changed person_id.
+
+Activation reads people by person_id, so a bad batch that merges or splits many of them would
+send the wrong profiles to every ESP. The stability measure compares the identity map with the
+one activation last accepted (``identity.accepted_persons``, written when the check passes or a
+run accepts the change): a person with a known identifier (anything but an anonymous id) whose
+identifiers now carry another person_id counts as changed. An anonymous visitor who logs in is
+merged into a known person every day; that is not counted, since the known person keeps its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+BASELINE = "identity.accepted_persons"
+# The run tag that accepts a change beyond the threshold (`inboxgraph run
+# --accept-identity-changes`, or a tag on a run launched from the UI).
+ACCEPT_TAG = "inboxgraph/accept_identity_changes"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    max_changed_share: float = 0.02
+    max_identifiers_per_person: int = 100
+    max_identifiers_p99: int = 20
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> HealthSettings:
+        settings = dict(settings or {})
+        unknown = set(settings) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"identity.health: unknown settings {sorted(unknown)}")
+        values = cls(**settings)
+        if not 0 <= values.max_changed_share <= 1:
+            raise ValueError("identity.health.max_changed_share must be between 0 and 1")
+        return values
+
+
+def load_health(project_dir: Path | None = None) -> HealthSettings:
+    """The thresholds in the dbt project's ``vars: identity: health``."""
+    if project_dir is None:
+        from inboxgraph.project_files import dbt_project_dir
+
+        project_dir = dbt_project_dir()
+    project = yaml.safe_load((Path(project_dir) / "dbt_project.yml").read_text())
+    identity = (project.get("vars") or {}).get("identity") or {}
+    return HealthSettings.from_settings(identity.get("health"))
+
+
+@dataclass
+class Stability:
+    """Person ids changed since the accepted identity map."""
+
+    baseline: bool
+    known_people: int = 0
+    changed_people: int = 0
+    merges: int = 0
+    splits: int = 0
+    largest_merges: list[dict[str, Any]] = field(default_factory=list)
+    largest_splits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def changed_share(self) -> float:
+        return self.changed_people / self.known_people if self.known_people else 0.0
+
+
+CHANGES = f"""
+create or replace temp table identity_changes as
+with accepted as (
+    select identifier_id, person_id, split_part(identifier_id, ':', 1) as identifier_type
+    from {BASELINE}
+),
+
+known as (
+    select distinct person_id from accepted where identifier_type != 'anonymous_id'
+)
+
+select accepted.person_id as before, now.person_id as after, count(*) as identifiers
+from accepted
+inner join marts.identity_map as now using (identifier_id)
+where accepted.person_id in (select person_id from known)
+group by all
+"""
+
+
+def _has_baseline(con: duckdb.DuckDBPyConnection) -> bool:
+    schema, table = BASELINE.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def measure_stability(con: duckdb.DuckDBPyConnection, top: int = 10) -> Stability:
+    """Changes since the accepted identity map (a connection to the warehouse)."""
+    if not _has_baseline(con):
+        return Stability(baseline=False)
+    con.execute(CHANGES)
+    known, changed = con.execute(
+        f"""
+        select
+            (select count(distinct person_id) from {BASELINE}
+                where split_part(identifier_id, ':', 1) != 'anonymous_id'),
+            (select count(distinct before) from identity_changes where before != after)
+        """
+    ).fetchone()
+    merges = con.execute(
+        """
+        select after as person_id, count(distinct before) as people_merged,
+            sum(identifiers) as identifiers
+        from identity_changes group by after having count(distinct before) > 1
+        order by people_merged desc, identifiers desc, person_id
+        """
+    ).fetchall()
+    splits = con.execute(
+        """
+        select before as person_id, count(distinct after) as people_now,
+            sum(identifiers) as identifiers
+        from identity_changes group by before having count(distinct after) > 1
+        order by people_now desc, identifiers desc, person_id
+        """
+    ).fetchall()
+    return Stability(
+        baseline=True,
+        known_people=known,
+        changed_people=changed,
+        merges=len(merges),
+        splits=len(splits),
+        largest_merges=[
+            {"person_id": p, "people_merged": n, "identifiers": int(i)} for p, n, i in merges[:top]
+        ],
+        largest_splits=[
+            {"person_id": p, "people_now": n, "identifiers": int(i)} for p, n, i in splits[:top]
+        ],
+    )
+
+
+def accept(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the current identity map the one later changes are measured against."""
+    con.execute("create schema if not exists identity")
+    con.execute(
+        f"create or replace table {BASELINE} as "
+        "select identifier_id, person_id from marts.identity_map"
+    )
+
+
+@dataclass(frozen=True)
+class Shape:
+    people: int
+    identifiers: int
+    largest: int
+    p99: float
+    largest_people: list[dict[str, Any]]
+
+
+def measure_shape(con: duckdb.DuckDBPyConnection, top: int = 5) -> Shape:
+    """How many identifiers people hold: the largest, the 99th percentile."""
+    people, identifiers, largest, p99 = con.execute(
+        """
+        select count(*), coalesce(sum(n), 0), coalesce(max(n), 0),
+            coalesce(quantile_cont(n, 0.99), 0)
+        from (select person_id, count(*) as n from marts.identity_map group by person_id)
+        """
+    ).fetchone()
+    rows = con.execute(
+        f"""
+        select person_id, count(*) as n, histogram(identifier_type) as types
+        from marts.identity_map group by person_id order by n desc, person_id limit {top}
+        """
+    ).fetchall()
+    return Shape(
+        people,
+        int(identifiers),
+        int(largest),
+        float(p99),
+        [{"person_id": p, "identifiers": n, "by_type": dict(t)} for p, n, t in rows],
+    )
