@@ -5,6 +5,9 @@ activation last accepted than var identity's ``health.max_changed_share`` allows
 that merged or split them), every ESP export waits until a run accepts the change (run tag
 ``inboxgraph/accept_identity_changes=true``; ``inboxgraph run --accept-identity-changes``).
 ``identity_graph_size`` warns when a person holds too many identifiers.
+
+``marts.identity_suggestions`` (splink) lists probable duplicates for review. It is not part of
+the nightly refresh: materialize it from the UI or with ``inboxgraph identity suggest``.
 """
 
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from inboxgraph.identity_health import (
     measure_stability,
 )
 from inboxgraph.resources.warehouse import WarehouseResource
+from inboxgraph.suggestions import suggest
 
 IDENTITY_MAP = dg.AssetKey(["marts", "identity_map"])
 STABILITY = dg.AssetCheckKey(IDENTITY_MAP, "identity_stability")
@@ -174,3 +178,59 @@ def identity_health(
 
 
 identity_checks = [identity_health]
+
+SUGGESTIONS = dg.AssetKey(["marts", "identity_suggestions"])
+
+
+class SuggestionsConfig(dg.Config):
+    """``threshold``: the lowest match probability listed."""
+
+    threshold: float = 0.9
+
+
+@dg.asset(
+    key=SUGGESTIONS,
+    group_name="identity",
+    deps=[
+        dg.AssetKey(["marts", "customer_profiles"]),
+        IDENTITY_MAP,
+        dg.AssetKey(["marts", "identity_links"]),
+    ],
+    kinds={"splink", "duckdb"},
+    tags={"layer": "marts"},
+    pool=WAREHOUSE_POOL,
+)
+def identity_suggestions(
+    context: dg.AssetExecutionContext, config: SuggestionsConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Probable duplicate people no deterministic rule links (the same name and city with
+    another or a typo'd address), scored by splink, for review: accepting one is adding a
+    `link` override. On demand, not nightly."""
+    if not 0 < config.threshold <= 1:
+        raise dg.Failure(f"threshold must be in (0, 1]: {config.threshold}")
+    pairs = suggest(warehouse.resolved_path, config.threshold)
+    with warehouse.connect(read_only=False) as con:
+        con.register("suggested_pairs", pairs)
+        con.execute(
+            "create or replace table marts.identity_suggestions as "
+            "select *, cast(get_current_timestamp() as timestamp) as suggested_at "
+            "from suggested_pairs"
+        )
+    context.log.info(f"{pairs.num_rows} suggested pairs at match probability >= {config.threshold}")
+    top = [
+        {
+            "left": _masked("email", row["left_email"]),
+            "right": _masked("email", row["right_email"]),
+            "match_probability": round(row["match_probability"], 4),
+        }
+        for row in pairs.slice(0, 10).to_pylist()
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": pairs.num_rows,
+            "threshold": config.threshold,
+            "most_probable": dg.MetadataValue.md(
+                _table(top, ["left", "right", "match_probability"]) if top else "none"
+            ),
+        }
+    )

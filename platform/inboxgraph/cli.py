@@ -48,6 +48,13 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _positive_number(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1: {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -175,6 +182,30 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(line)
     erased_at = receipt.erased_at.strftime("%Y-%m-%d %H:%M:%S")
     print(f"tombstones recorded; receipt in marts.audit_log (erased at {erased_at} UTC)")
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from inboxgraph.runner import run_suggestions
+
+    paths = ensure_environment()
+    if not Path(paths.warehouse).exists():
+        print(
+            f"inboxgraph identity suggest: the warehouse {paths.warehouse} does not exist; "
+            "run `inboxgraph run` first",
+            file=sys.stderr,
+        )
+        return 2
+    summary, pairs = run_suggestions(paths, args.threshold)
+    if not summary.succeeded:
+        for step, reason in summary.failed_steps.items():
+            print(f"{step} failed: {reason}", file=sys.stderr)
+        return 1
+    print(f"{len(pairs)} probable duplicates in marts.identity_suggestions")
+    for left, right, probability in pairs[: args.show]:
+        print(f"  {probability:.4f}  {left}  ~  {right}")
+    if pairs:
+        print("accept one with `inboxgraph identity link email:<left> email:<right> --reason ...`")
     return 0
 
 
@@ -401,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
         rule.add_argument("--reason", required=True, help="why (kept with the rule)")
         rule.add_argument("--author", default=getpass.getuser(), help="who (default: you)")
         rule.set_defaults(func=cmd_identity)
+    suggest = actions.add_parser(
+        "suggest", help="score probable duplicate people (splink) for review; nothing is merged"
+    )
+    suggest.add_argument(
+        "--threshold", type=_probability, default=0.9, help="lowest match probability listed"
+    )
+    suggest.add_argument("--show", type=_positive, default=20, help="pairs printed")
+    suggest.set_defaults(func=cmd_suggest)
 
     collect = sub.add_parser("collect", help="the Segment-compatible event collector")
     collect.add_argument("--host", default="127.0.0.1")

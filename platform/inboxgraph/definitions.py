@@ -9,7 +9,7 @@ import dagster as dg
 from inboxgraph.alerts import AlertWebhook
 from inboxgraph.assets.activation import activation_assets
 from inboxgraph.assets.audit import audit_log
-from inboxgraph.assets.identity import identity_checks
+from inboxgraph.assets.identity import SUGGESTIONS, identity_checks, identity_suggestions
 from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
@@ -34,10 +34,14 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 OWNERS = ["team:data-platform"]
 
 
+# Assets materialized when someone asks for them, never by a schedule: no freshness to keep.
+ON_DEMAND = {SUGGESTIONS}
+
+
 def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     if not spec.owners:
         spec = spec.replace_attributes(owners=OWNERS)
-    if spec.freshness_policy is not None or spec.key.path[0] == "sources":
+    if spec.freshness_policy is not None or spec.key.path[0] == "sources" or spec.key in ON_DEMAND:
         return spec
     return spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)
 
@@ -56,9 +60,16 @@ WAREHOUSE_WRITER_TAGS = {"inboxgraph/warehouse": "writer"}
 refresh_job = dg.define_asset_job(
     "refresh_warehouse",
     tags=WAREHOUSE_WRITER_TAGS,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*EVENT_LAKE_KEYS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*EVENT_LAKE_KEYS, *ON_DEMAND),
     description="Extract the CRM, the shop and enrichment, rebuild the warehouse and marts, "
     "check them, export audiences and record the audit trail.",
+)
+
+suggest_job = dg.define_asset_job(
+    "suggest_identities",
+    tags=WAREHOUSE_WRITER_TAGS,
+    selection=dg.AssetSelection.assets(SUGGESTIONS),
+    description="Score probable duplicate people (splink) into marts.identity_suggestions.",
 )
 
 nightly_refresh = dg.ScheduleDefinition(
@@ -79,11 +90,12 @@ defs = dg.Definitions(
             *lake_assets,
             warehouse_dbt_models,
             *activation_assets,
+            identity_suggestions,
             audit_log,
         ],
     ),
     asset_checks=[*quality_checks, *identity_checks],
-    jobs=[ingest_events_job, refresh_job],
+    jobs=[ingest_events_job, refresh_job, suggest_job],
     schedules=[nightly_refresh],
     sensors=[landing_sensor, alerts_sensor],
     resources={
@@ -108,3 +120,7 @@ def ingest_events() -> dg.JobDefinition:
 
 def refresh_warehouse() -> dg.JobDefinition:
     return defs.resolve_job_def("refresh_warehouse")
+
+
+def suggest_identities() -> dg.JobDefinition:
+    return defs.resolve_job_def("suggest_identities")

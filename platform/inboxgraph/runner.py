@@ -213,6 +213,37 @@ def run_pipeline(
     return summary
 
 
+def run_suggestions(
+    paths: Paths, threshold: float, log: Callable[[str], None] = print
+) -> tuple[RunSummary, list[tuple]]:
+    """Materialize marts.identity_suggestions through the instance; returns the summary and
+    the suggested pairs (left email, right email, match probability), most probable first."""
+    ensure_manifest(refresh=True)
+    from inboxgraph import definitions
+
+    instance = prepare_instance(paths)
+    summary = RunSummary()
+    log(f"suggest_identities: scoring probable duplicates (match probability >= {threshold})")
+    result = dg.execute_job(
+        dg.reconstructable(definitions.suggest_identities),
+        instance=instance,
+        run_config={
+            **CONSOLE_LOGGING,
+            "ops": {"marts__identity_suggestions": {"config": {"threshold": threshold}}},
+        },
+        tags={**process_tags(), "inboxgraph/trigger": "cli"},
+    )
+    _collect(result, summary)
+    if not result.success:
+        return summary, []
+    with duckdb.connect(paths.warehouse, read_only=True) as con:
+        pairs = con.sql(
+            "select left_email, right_email, match_probability "
+            "from marts.identity_suggestions order by match_probability desc, left_email, right_email"
+        ).fetchall()
+    return summary, pairs
+
+
 def format_summary(summary: RunSummary) -> str:
     lines = ["", "lake                  rows in      landed  quarantined"]
     for source, totals in sorted(summary.lake.items()):
