@@ -1,8 +1,8 @@
 """The identity graph's health, as asset checks on marts.identity_map.
 
-``identity_stability`` is blocking: when more people changed person_id since the identity map
-activation last accepted than var identity's ``health.max_changed_share`` allows (a bad batch
-that merged or split them), every ESP export waits until a run accepts the change (run tag
+``identity_stability`` is blocking: when more people were merged or split since the identity map
+activation last accepted than var identity's ``health.max_changed_share`` allows (a bad batch),
+every ESP export waits until a run accepts the change (run tag
 ``inboxgraph/accept_identity_changes=true``; ``inboxgraph run --accept-identity-changes``).
 ``identity_graph_size`` warns when a person holds too many identifiers.
 
@@ -56,24 +56,25 @@ def _stability_result(
         description = "no accepted identity map yet: this one is accepted"
     elif within:
         description = (
-            f"{stability.changed_share:.2%} of known people changed person_id "
+            f"{stability.changed_share:.2%} of the people with an address merged or split "
             f"(at most {settings.max_changed_share:.0%})"
         )
     elif accepted:
         description = (
-            f"{stability.changed_share:.2%} of known people changed person_id, accepted by "
-            f"this run ({ACCEPT_TAG})"
+            f"{stability.changed_share:.2%} of the people with an address merged or split, "
+            f"accepted by this run ({ACCEPT_TAG})"
         )
     else:
         description = (
-            f"{stability.changed_share:.2%} of known people changed person_id, more than "
-            f"{settings.max_changed_share:.0%}: exports wait until a run accepts the change "
+            f"{stability.changed_share:.2%} of the people with an address merged or split, more "
+            f"than {settings.max_changed_share:.0%}: exports wait until a run accepts the change "
             f"(inboxgraph run --accept-identity-changes, or run tag {ACCEPT_TAG}=true)"
         )
     metadata: dict[str, object] = {
         "changed_share": stability.changed_share,
         "changed_people": stability.changed_people,
-        "known_people": stability.known_people,
+        "renamed_people": stability.renamed_people,
+        "people_with_address": stability.addressed_people,
         "merges": stability.merges,
         "splits": stability.splits,
         "threshold": settings.max_changed_share,
@@ -135,8 +136,9 @@ def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
             STABILITY.name,
             asset=IDENTITY_MAP,
             blocking=True,
-            description="At most var identity's health.max_changed_share of the known people "
-            "changed person_id since the identity map activation last accepted; beyond it, "
+            description="At most var identity's health.max_changed_share of the people with an "
+            "email address "
+            "were merged or split since the identity map activation last accepted; beyond it, "
             "exports wait for a run tagged inboxgraph/accept_identity_changes=true.",
         ),
         dg.AssetCheckSpec(

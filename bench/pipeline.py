@@ -84,6 +84,7 @@ class SizeResult:
     incremental: Measure | None = None
     incremental_floor: Measure | None = None
     no_change: Measure | None = None
+    suggestions: Measure | None = None
     full_equal: dict[str, int] = field(default_factory=dict)
     incremental_equal: dict[str, int] = field(default_factory=dict)
 
@@ -231,9 +232,9 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
     order: list[str] = []
 
     def visit(uid: str) -> None:
-        if uid in order or not uid.startswith("model."):
+        if uid in order or not uid.startswith(("model.", "seed.")):
             return
-        for parent in nodes[uid]["depends_on"]["nodes"]:
+        for parent in nodes[uid]["depends_on"].get("nodes", []):
             visit(parent)
         order.append(uid)
 
@@ -246,7 +247,7 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
         "use warehouse;",
         *(
             f"create schema if not exists {s};"
-            for s in ("lake", "staging", "intermediate", "marts")
+            for s in ("lake", "staging", "intermediate", "marts", "identity")
         ),
     ]
     # The lake's tables as views: the very views dbt's on-run-start made in the compile
@@ -261,6 +262,14 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
     for uid in order:
         node = nodes[uid]
         relation = node["relation_name"]
+        if node["resource_type"] == "seed":  # a CSV file with its declared column types
+            path = Path(node["root_path"]) / node["original_file_path"]
+            types = ", ".join(f"'{c}': '{t}'" for c, t in node["config"]["column_types"].items())
+            statements.append(
+                f"-- {uid}\ncreate table {relation} as "
+                f"select * from read_csv('{path}', header = true, columns = {{{types}}});"
+            )
+            continue
         if node["language"] == "python":
             statements.append(f"-- python: {relation} = inboxgraph.identity.resolve(links)")
             continue
@@ -271,7 +280,14 @@ def floor_script(home: Path, as_of: str, script: Path) -> None:
 
 def run_floor(script: Path) -> None:
     """Execute the floor script (in this process); its outputs land in ``<script>.duckdb``."""
-    from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, resolve
+    from inboxgraph.identity import (
+        IDENTIFIER_ID_SQL,
+        PERSON_ID_SQL,
+        REFUSED_LINKS_SQL,
+        REFUSED_LINKS_TYPE,
+        load_rules,
+        resolve,
+    )
 
     result = script.with_suffix(".duckdb")
     result.unlink(missing_ok=True)
@@ -292,13 +308,19 @@ def run_floor(script: Path) -> None:
         if relation == "end":
             break
         links = con.sql(
-            "select left_type, left_value, right_type, right_value, first_observed_at "
+            "select left_type, left_value, right_type, right_value, first_observed_at, rule "
             'from "warehouse"."intermediate"."int_identity__links_collected"'
         ).pl()
-        resolved = resolve(links).identifiers.to_arrow()  # noqa: F841 (read by DuckDB)
+        # The project's rules (var identity), as the identity model applies them.
+        resolution = resolve(links, load_rules())
+        resolved = resolution.identifiers.to_arrow()  # noqa: F841 (read by DuckDB)
+        refused = resolution.refused.to_arrow()  # noqa: F841
         con.execute(
-            f"create table {relation} as select *, {IDENTIFIER_ID_SQL} as identifier_id, "
-            f"{PERSON_ID_SQL} as person_id from resolved"
+            f"create table {relation} as select resolved.*, "
+            f"cast(coalesce(r.refused_links, []) as {REFUSED_LINKS_TYPE}) as refused_links, "
+            f"{IDENTIFIER_ID_SQL} as identifier_id, {PERSON_ID_SQL} as person_id "
+            f"from resolved left join ({REFUSED_LINKS_SQL.format(refused='refused')}) as r "
+            "using (identifier_type, identifier_value)"
         )
     con.execute(f"attach '{result}' as floor_result")
     for relation in OUTPUTS:
@@ -376,6 +398,11 @@ def bench_size(workdir: Path, people: int, days: int, smallest: bool) -> SizeRes
     log(f"  {result.floor.seconds:.1f}s, peak {result.floor.peak_rss_bytes / 2**30:.2f} GiB")
     result.full_equal = compare(home / "floor.duckdb", home / "warehouse.duckdb")
 
+    log(f"{people:,} people: identity suggestions (splink, on demand)")
+    command, env = inboxgraph(home, "identity", "suggest", "--show", "1")
+    result.suggestions = measured(command, env, home, home / "suggestions.log")
+    log(f"  {result.suggestions.seconds:.1f}s")
+
     if smallest:
         log(f"{people:,} people: no-change run (fixed cost)")
         command, env = inboxgraph(home, "run", "--as-of", as_of_full)
@@ -412,8 +439,9 @@ def ratios(results: list[SizeResult]) -> dict[str, float | None]:
 def table(results: list[SizeResult]) -> str:
     rows = [
         "| people | web events | ESP events | land events | full refresh | floor | full / floor "
-        "| incremental (+1 day) | incremental / full | peak memory (full) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| incremental (+1 day) | incremental / full | peak memory (full) "
+        "| suggestions (splink) | suggestions / full |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows.append(
@@ -421,7 +449,8 @@ def table(results: list[SizeResult]) -> str:
             f"| {r.full.seconds:.0f} s | {r.floor.seconds:.0f} s "
             f"| {r.full.seconds / r.floor.seconds:.2f}x | {r.incremental.seconds:.0f} s "
             f"| {r.incremental.seconds / r.full.seconds:.0%} "
-            f"| {r.full.peak_rss_bytes / 1e9:.2f} GB |"
+            f"| {r.full.peak_rss_bytes / 1e9:.2f} GB "
+            f"| {r.suggestions.seconds:.0f} s | {r.suggestions.seconds / r.full.seconds:.0%} |"
         )
     return "\n".join(rows)
 

@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--accept-identity-changes",
         action="store_true",
-        help="let exports through although more people changed person_id than "
+        help="let exports through although more people were merged or split than "
         "var identity's health.max_changed_share allows (after checking why)",
     )
     run.set_defaults(func=cmd_run)

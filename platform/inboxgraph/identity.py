@@ -65,6 +65,18 @@ EDGE_SCHEMA = {
     "first_observed_at": pl.Datetime("us"),
     "rule": pl.String,
 }
+# The links a rule refused, per left identifier, as the identity model stores them: SQL over a
+# relation of Resolution.refused (the model and the benchmark's engine floor both use it).
+REFUSED_LINKS_TYPE = "struct(right_type varchar, right_value varchar, reason varchar)[]"
+REFUSED_LINKS_SQL = """
+select
+    left_type as identifier_type,
+    left_value as identifier_value,
+    list(struct_pack(right_type, right_value, reason) order by right_type, right_value)
+        as refused_links
+from {refused}
+group by all
+"""
 REFUSAL_SCHEMA = {
     "left_type": pl.String,
     "left_value": pl.String,
@@ -352,6 +364,8 @@ def resolve(
     ]
     usable = ~(is_blocked[left] | is_blocked[right]) & ~never
     labels = _components(n_nodes, left[usable], right[usable])
+    # The components before any rule splits them: the same, unless links were left out above.
+    grouping = labels if np.array_equal(usable, grouped) else None
 
     # Components that break a limit or hold both sides of a never_link.
     node_type = nodes.get_column("identifier_type")
@@ -414,7 +428,8 @@ def resolve(
     )
     identifiers = nodes.join(anchors, on="label", how="left").drop("label")
     if components:
-        grouping = _components(n_nodes, left[grouped], right[grouped])
+        if grouping is None:
+            grouping = _components(n_nodes, left[grouped], right[grouped])
         graph_component = (
             pl.DataFrame({"key": lookup, "label": grouping})
             .select(pl.col("key").min().over("label").hash(seed=0))

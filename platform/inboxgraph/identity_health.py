@@ -1,11 +1,15 @@
-"""The identity graph's health: how big its people are, and how many changed person_id.
+"""The identity graph's health: how big its people are, and how many were merged or split.
 
 Activation reads people by person_id, so a bad batch that merges or splits many of them would
 send the wrong profiles to every ESP. The stability measure compares the identity map with the
 one activation last accepted (``identity.accepted_persons``, written when the check passes or a
-run accepts the change): a person with a known identifier (anything but an anonymous id) whose
-identifiers now carry another person_id counts as changed. An anonymous visitor who logs in is
-merged into a known person every day; that is not counted, since the known person keeps its id.
+run accepts the change), over the people who held an email address then (the people activation
+sends to). Such a person counts as changed when their identifiers now carry another person_id
+because they were merged with another of them (the one whose id did not survive) or split
+apart. Everyday growth is not a change: a visitor who logs in, an order whose customer record
+arrives later, an account created by a subscriber all join identifiers to one person (who may
+be renamed, when the new identifier outranks their anchor: renames are reported beside the
+measure).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class Stability:
     """Person ids changed since the accepted identity map."""
 
     baseline: bool
-    known_people: int = 0
+    addressed_people: int = 0
     changed_people: int = 0
+    renamed_people: int = 0
     merges: int = 0
     splits: int = 0
     largest_merges: list[dict[str, Any]] = field(default_factory=list)
@@ -67,7 +72,7 @@ class Stability:
 
     @property
     def changed_share(self) -> float:
-        return self.changed_people / self.known_people if self.known_people else 0.0
+        return self.changed_people / self.addressed_people if self.addressed_people else 0.0
 
 
 CHANGES = f"""
@@ -78,7 +83,7 @@ with accepted as (
 ),
 
 known as (
-    select distinct person_id from accepted where identifier_type != 'anonymous_id'
+    select distinct person_id from accepted where identifier_type = 'email'
 )
 
 select accepted.person_id as before, now.person_id as after, count(*) as identifiers
@@ -105,12 +110,29 @@ def measure_stability(con: duckdb.DuckDBPyConnection, top: int = 10) -> Stabilit
     if not _has_baseline(con):
         return Stability(baseline=False)
     con.execute(CHANGES)
-    known, changed = con.execute(
+    addressed, changed, renamed = con.execute(
         f"""
+        with merged as (
+            select after from identity_changes group by after having count(distinct before) > 1
+        ),
+
+        split as (
+            select before from identity_changes group by before having count(distinct after) > 1
+        ),
+
+        changed as (
+            select before from identity_changes
+            where before != after and after in (select after from merged)
+            union
+            select before from split
+        )
+
         select
             (select count(distinct person_id) from {BASELINE}
-                where split_part(identifier_id, ':', 1) != 'anonymous_id'),
-            (select count(distinct before) from identity_changes where before != after)
+                where split_part(identifier_id, ':', 1) = 'email'),
+            (select count(*) from changed),
+            (select count(distinct before) from identity_changes
+                where before != after and before not in (select before from changed))
         """
     ).fetchone()
     merges = con.execute(
@@ -131,8 +153,9 @@ def measure_stability(con: duckdb.DuckDBPyConnection, top: int = 10) -> Stabilit
     ).fetchall()
     return Stability(
         baseline=True,
-        known_people=known,
+        addressed_people=addressed,
         changed_people=changed,
+        renamed_people=renamed,
         merges=len(merges),
         splits=len(splits),
         largest_merges=[

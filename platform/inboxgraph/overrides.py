@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,7 +119,9 @@ def add_override(
     if not author.strip() or not reason.strip():
         raise OverrideError("an override needs an author and a reason")
     pair = {left, right}
-    with FileLock(str(path) + ".lock"):
+    # The lock lives outside the project: the seeds folder holds the seed and nothing else.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"inboxgraph-overrides-{digest}.lock"):
         for held in read_overrides(path):
             if {held.left, held.right} != pair:
                 continue

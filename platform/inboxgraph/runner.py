@@ -151,7 +151,7 @@ def run_pipeline(
     ``reingest``), then refresh the warehouse (unless not ``warehouse``); returns the summary.
 
     ``accept_identity_changes`` tags the refresh so the identity stability check lets exports
-    through whatever share of people changed person_id."""
+    through whatever share of people were merged or split."""
     ensure_manifest(refresh=True)
     from inboxgraph import definitions
 
@@ -238,8 +238,8 @@ def run_suggestions(
         return summary, []
     with duckdb.connect(paths.warehouse, read_only=True) as con:
         pairs = con.sql(
-            "select left_email, right_email, match_probability "
-            "from marts.identity_suggestions order by match_probability desc, left_email, right_email"
+            "select left_email, right_email, match_probability from marts.identity_suggestions "
+            "order by match_probability desc, left_email, right_email"
         ).fetchall()
     return summary, pairs
 
@@ -270,7 +270,7 @@ def format_summary(summary: RunSummary) -> str:
     lines.extend(f"  FAILED {name}" for name in summary.checks_failed)
     if STABILITY_CHECK in summary.checks_failed:
         lines.append(
-            "  exports wait: more people changed person_id than var identity allows; see the "
+            "  exports wait: more people were merged or split than var identity allows; see the "
             "check's largest merges in the UI (or `inboxgraph explain`), fix the source or add "
             "an override, or accept with `inboxgraph run --accept-identity-changes`"
         )

@@ -29,7 +29,14 @@ since its own last build.
 
 import json
 
-from inboxgraph.identity import IDENTIFIER_ID_SQL, PERSON_ID_SQL, IdentityRules, resolve
+from inboxgraph.identity import (
+    IDENTIFIER_ID_SQL,
+    PERSON_ID_SQL,
+    REFUSED_LINKS_SQL,
+    REFUSED_LINKS_TYPE,
+    IdentityRules,
+    resolve,
+)
 
 LINK_COLUMNS = "left_type, left_value, right_type, right_value, first_observed_at, rule"
 # Columns a held table must have for its rows to be kept; without them everything is resolved.
@@ -41,7 +48,6 @@ TRACKED_COLUMNS = {
     "blocked_by",
     "refused_links",
 }
-REFUSED_TYPE = "struct(right_type varchar, right_value varchar, reason varchar)[]"
 
 
 def _rules(dbt) -> IdentityRules:
@@ -173,16 +179,7 @@ def model(dbt, session):
     session.register("identity_refused_now", resolution.refused.to_arrow())
     return session.sql(
         f"""
-        with refused as (
-            select
-                left_type as identifier_type,
-                left_value as identifier_value,
-                list(
-                    struct_pack(right_type, right_value, reason) order by right_type, right_value
-                ) as refused_links
-            from identity_refused_now
-            group by all
-        )
+        with refused as ({REFUSED_LINKS_SQL.format(refused="identity_refused_now")})
 
         select
             r.identifier_type,
@@ -190,7 +187,7 @@ def model(dbt, session):
             r.anchor_type,
             r.anchor_value,
             r.blocked_by,
-            cast(coalesce(refused.refused_links, []) as {REFUSED_TYPE}) as refused_links,
+            cast(coalesce(refused.refused_links, []) as {REFUSED_LINKS_TYPE}) as refused_links,
             r.graph_component,
             f.links_fingerprint,
             {IDENTIFIER_ID_SQL} as identifier_id,
