@@ -4,7 +4,8 @@
 activation last accepted than var identity's ``health.max_changed_share`` allows (a bad batch),
 every ESP export waits until a run accepts the change (run tag
 ``inboxgraph/accept_identity_changes=true``; ``inboxgraph run --accept-identity-changes``).
-``identity_graph_size`` warns when a person holds too many identifiers.
+``identity_graph_size`` warns when a person holds too many identifiers, and
+``identity_merges_and_splits`` when more people were merged or split than configured.
 
 ``marts.identity_suggestions`` (splink) lists probable duplicates for review. It is not part of
 the nightly refresh: materialize it from the UI or with ``inboxgraph identity suggest``.
@@ -33,6 +34,7 @@ from inboxgraph.suggestions import suggest
 IDENTITY_MAP = dg.AssetKey(["marts", "identity_map"])
 STABILITY = dg.AssetCheckKey(IDENTITY_MAP, "identity_stability")
 SIZE = dg.AssetCheckKey(IDENTITY_MAP, "identity_graph_size")
+CHURN = dg.AssetCheckKey(IDENTITY_MAP, "identity_merges_and_splits")
 # The largest merges whose explanation the check's metadata carries.
 EXPLAINED_MERGES = 3
 
@@ -129,6 +131,31 @@ def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
     )
 
 
+def _churn_result(stability: Stability, settings: HealthSettings) -> dg.AssetCheckResult:
+    problems = [
+        f"{count} {kind} (more than {limit})"
+        for kind, count, limit in (
+            ("merges", stability.merges, settings.max_merges),
+            ("splits", stability.splits, settings.max_splits),
+        )
+        if count > limit
+    ]
+    return dg.AssetCheckResult(
+        asset_key=IDENTITY_MAP,
+        check_name=CHURN.name,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems)
+        or f"{stability.merges} merges, {stability.splits} splits since the accepted map",
+        metadata={
+            "merges": stability.merges,
+            "splits": stability.splits,
+            "max_merges": settings.max_merges,
+            "max_splits": settings.max_splits,
+        },
+    )
+
+
 @dg.multi_asset_check(
     name="identity_health",
     specs=[
@@ -140,6 +167,12 @@ def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
             "email address "
             "were merged or split since the identity map activation last accepted; beyond it, "
             "exports wait for a run tagged inboxgraph/accept_identity_changes=true.",
+        ),
+        dg.AssetCheckSpec(
+            CHURN.name,
+            asset=IDENTITY_MAP,
+            description="Since the identity map activation last accepted, at most var "
+            "identity's health.max_merges people were merged and health.max_splits split.",
         ),
         dg.AssetCheckSpec(
             SIZE.name,
@@ -155,16 +188,20 @@ def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
 def identity_health(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    """The identity graph's stability (blocking) and size (warning)."""
+    """The identity graph's stability (blocking), merges and splits, and size (warnings)."""
     settings = load_health()
     selected = context.selected_asset_check_keys
     accepted = context.run.tags.get(ACCEPT_TAG, "").lower() == "true"
     with warehouse.connect(read_only=False) as con:
         if SIZE in selected:
             yield _size_result(measure_shape(con), settings)
-        if STABILITY not in selected:
+        if not {STABILITY, CHURN} & selected:
             return
         stability = measure_stability(con)
+        if CHURN in selected:
+            yield _churn_result(stability, settings)
+        if STABILITY not in selected:
+            return
         explained = "\n\n".join(
             "```\n"
             + "\n".join(describe(explain_person(con, merge["person_id"]), _masked))

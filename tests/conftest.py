@@ -217,6 +217,7 @@ LONGEST_FIRST = (
     "tests/e2e/test_crash.py",
     "tests/bench/test_pipeline_bench.py",
     "tests/e2e/test_cli.py",
+    "tests/e2e/test_identity.py",
     "tests/production/test_s3_lake.py",
     "tests/e2e/test_forget.py",
     "tests/e2e/test_trust_and_activation.py",

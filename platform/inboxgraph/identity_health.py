@@ -31,6 +31,8 @@ ACCEPT_TAG = "inboxgraph/accept_identity_changes"
 @dataclass(frozen=True)
 class HealthSettings:
     max_changed_share: float = 0.02
+    max_merges: int = 100
+    max_splits: int = 20
     max_identifiers_per_person: int = 100
     max_identifiers_p99: int = 20
 

@@ -77,10 +77,7 @@ def test_a_batch_that_merges_many_people_blocks_exports_until_accepted(
     assert dg.AssetKey(["marts", "identity_map"]) in materialized
     assert not EXPORTS & materialized, "no export while the change waits"
 
-    # Still waiting on the next run: the change is measured against what was last accepted.
-    summary, materialized, stability = _run(paths)
-    assert not stability.passed and not EXPORTS & materialized
-
+    # (The next run would wait too: tests/test_identity_health.py.)
     summary, materialized, stability = _run(paths, accept=True)
     assert stability.passed and stability.metadata["accepted_by_run"].value is True
     assert summary.succeeded, summary
@@ -91,9 +88,7 @@ FIRST_NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", 
 LAST_NAMES = ["Adler", "Brook", "Costa", "Dietz", "Evans", "Fox", "Gray", "Hale", "Ito"]
 
 
-def test_probable_duplicates_are_suggested_for_review_never_merged(
-    platform_home: Paths, identity_overrides: Path
-) -> None:
+def test_probable_duplicates_are_suggested_for_review_never_merged(platform_home: Paths) -> None:
     paths = platform_home
     landing = Landing()
     at = datetime(2026, 11, 1, 9)
@@ -159,22 +154,3 @@ def test_probable_duplicates_are_suggested_for_review_never_merged(
         "where identifier_value in ('jane.doe@example.com', 'jane.doe@exmaple.com')",
     )
     assert people == [(2,)]
-
-    # Kept apart by an override: never suggested again.
-    split = inboxgraph_cli(
-        "identity",
-        "split",
-        "email:jane.doe@example.com",
-        "email:jane.doe@exmaple.com",
-        "--reason",
-        "two people",
-        env=env,
-    )
-    assert split.returncode == 0, split.stderr
-    assert run_pipeline(paths, as_of=AS_OF, log=lambda _: None).succeeded
-    assert inboxgraph_cli("identity", "suggest", env=env).returncode == 0
-    emails = {
-        frozenset(pair)
-        for pair in query(paths, "select left_email, right_email from marts.identity_suggestions")
-    }
-    assert jane not in emails
