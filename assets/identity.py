@@ -102,6 +102,20 @@ def _stability_result(
     )
 
 
+def _warning(
+    key: dg.AssetCheckKey, problems: list[str], fine: str, metadata: dict[str, object]
+) -> dg.AssetCheckResult:
+    """A warning check's result: failed with its problems, or passed with ``fine``."""
+    return dg.AssetCheckResult(
+        asset_key=key.asset_key,
+        check_name=key.name,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems) or fine,
+        metadata=metadata,
+    )
+
+
 def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
     problems = []
     if shape.largest > settings.max_identifiers_per_person:
@@ -114,14 +128,11 @@ def _size_result(shape: Shape, settings: HealthSettings) -> dg.AssetCheckResult:
             f"the 99th percentile is {shape.p99:g} identifiers "
             f"(more than {settings.max_identifiers_p99})"
         )
-    return dg.AssetCheckResult(
-        asset_key=IDENTITY_MAP,
-        check_name=SIZE.name,
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(problems)
-        or f"largest person {shape.largest} identifiers, p99 {shape.p99:g}",
-        metadata={
+    return _warning(
+        SIZE,
+        problems,
+        f"largest person {shape.largest} identifiers, p99 {shape.p99:g}",
+        {
             "people": shape.people,
             "identifiers": shape.identifiers,
             "largest_person_identifiers": shape.largest,
@@ -140,14 +151,11 @@ def _churn_result(stability: Stability, settings: HealthSettings) -> dg.AssetChe
         )
         if count > limit
     ]
-    return dg.AssetCheckResult(
-        asset_key=IDENTITY_MAP,
-        check_name=CHURN.name,
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(problems)
-        or f"{stability.merges} merges, {stability.splits} splits since the accepted map",
-        metadata={
+    return _warning(
+        CHURN,
+        problems,
+        f"{stability.merges} merges, {stability.splits} splits since the accepted map",
+        {
             "merges": stability.merges,
             "splits": stability.splits,
             "max_merges": settings.max_merges,

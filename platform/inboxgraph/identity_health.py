@@ -137,22 +137,17 @@ def measure_stability(con: duckdb.DuckDBPyConnection, top: int = 10) -> Stabilit
                 where before != after and before not in (select before from changed))
         """
     ).fetchone()
-    merges = con.execute(
-        """
-        select after as person_id, count(distinct before) as people_merged,
-            sum(identifiers) as identifiers
-        from identity_changes group by after having count(distinct before) > 1
-        order by people_merged desc, identifiers desc, person_id
-        """
-    ).fetchall()
-    splits = con.execute(
-        """
-        select before as person_id, count(distinct after) as people_now,
-            sum(identifiers) as identifiers
-        from identity_changes group by before having count(distinct after) > 1
-        order by people_now desc, identifiers desc, person_id
-        """
-    ).fetchall()
+    # People now holding several people's identifiers, and people now spread over several.
+    merges, splits = (
+        con.execute(
+            f"""
+            select {side} as person_id, count(distinct {other}) as n, sum(identifiers)
+            from identity_changes group by {side} having count(distinct {other}) > 1
+            order by n desc, sum(identifiers) desc, person_id
+            """
+        ).fetchall()
+        for side, other in (("after", "before"), ("before", "after"))
+    )
     return Stability(
         baseline=True,
         addressed_people=addressed,

@@ -97,38 +97,13 @@ def test_probable_duplicates_are_suggested_for_review_never_merged(platform_home
         email = f"{first}.{last}@example.com".lower()
         landing.contact(f"hs-{number}", email, False, at, firstname=first, lastname=last, city=city)
     # The same woman twice, her address typo'd; two John Smiths in different cities.
-    landing.contact(
-        "hs-jane",
-        "jane.doe@example.com",
-        False,
-        at,
-        firstname="Jane",
-        lastname="Doe",
-        city="Leeds",
-        country="UK",
-    )
-    landing.contact(
-        "hs-jane2",
-        "jane.doe@exmaple.com",
-        False,
-        at,
-        firstname="Jane",
-        lastname="Doe",
-        city="Leeds",
-        country="UK",
-    )
-    landing.contact(
-        "hs-john",
-        "john.smith@example.com",
-        False,
-        at,
-        firstname="John",
-        lastname="Smith",
-        city="Leeds",
-    )
-    landing.contact(
-        "hs-john2", "jsmith@example.net", False, at, firstname="John", lastname="Smith", city="York"
-    )
+    for contact_id, email, first, last, city in (
+        ("hs-jane", "jane.doe@example.com", "Jane", "Doe", "Leeds"),
+        ("hs-jane2", "jane.doe@exmaple.com", "Jane", "Doe", "Leeds"),
+        ("hs-john", "john.smith@example.com", "John", "Smith", "Leeds"),
+        ("hs-john2", "jsmith@example.net", "John", "Smith", "York"),
+    ):
+        landing.contact(contact_id, email, False, at, firstname=first, lastname=last, city=city)
     landing.esp_event("jane.doe@example.com", "delivered", at)
     landing.identify(at, "anon-1", "u-1", email="jane.doe@example.com")
     landing.write(Path(paths.landing_url))
