@@ -369,7 +369,7 @@ def resolve(
 
     # Components that break a limit or hold both sides of a never_link.
     node_type = nodes.get_column("identifier_type")
-    limited = [(name, limit) for name, limit in sorted(rules.limits.items())]
+    limited = sorted(rules.limits.items())
     over = np.zeros(labels.max() + 1, dtype=bool)
     for name, limit in limited:
         of_type = (node_type == name).to_numpy()
