@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from inboxgraph.project_files import dbt_var
 
 # Which identifier names a person: the first present, in this order, lowest value first.
 ANCHOR_PRIORITY = (
@@ -147,14 +148,8 @@ class IdentityRules:
 
 
 def load_rules(project_dir: Path | None = None) -> IdentityRules:
-    """The rules in the dbt project's ``vars: identity`` (the project this checkout ships by
-    default)."""
-    if project_dir is None:
-        from inboxgraph.project_files import dbt_project_dir
-
-        project_dir = dbt_project_dir()
-    project = yaml.safe_load((Path(project_dir) / "dbt_project.yml").read_text())
-    return IdentityRules.from_settings((project.get("vars") or {}).get("identity"))
+    """The resolver's rules in the dbt project's ``vars: identity``."""
+    return IdentityRules.from_settings(dbt_var("identity", project_dir))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
+
+from inboxgraph.project_files import dbt_var
 
 BASELINE = "identity.accepted_persons"
 # The run tag that accepts a change beyond the threshold (`inboxgraph run
@@ -50,13 +51,7 @@ class HealthSettings:
 
 def load_health(project_dir: Path | None = None) -> HealthSettings:
     """The thresholds in the dbt project's ``vars: identity: health``."""
-    if project_dir is None:
-        from inboxgraph.project_files import dbt_project_dir
-
-        project_dir = dbt_project_dir()
-    project = yaml.safe_load((Path(project_dir) / "dbt_project.yml").read_text())
-    identity = (project.get("vars") or {}).get("identity") or {}
-    return HealthSettings.from_settings(identity.get("health"))
+    return HealthSettings.from_settings(dbt_var("identity", project_dir).get("health"))
 
 
 @dataclass

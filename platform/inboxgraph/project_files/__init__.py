@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 _HERE = Path(__file__).resolve().parent
 _CHECKOUT = _HERE.parents[2]
@@ -30,3 +33,11 @@ def dbt_project_dir() -> Path:
 def platform_dir() -> Path:
     """The Dagster instance configuration: ``dagster.yaml`` (local) and ``deploy/``."""
     return _located("platform")
+
+
+def dbt_var(name: str, project_dir: Path | None = None) -> dict[str, Any]:
+    """A mapping var of the dbt project's ``dbt_project.yml`` (empty when unset), for Python
+    that applies the project's settings outside dbt."""
+    path = Path(project_dir or dbt_project_dir()) / "dbt_project.yml"
+    project = yaml.safe_load(path.read_text())
+    return dict((project.get("vars") or {}).get(name) or {})
