@@ -16,12 +16,10 @@ from dagster_dbt import (
 
 from inboxgraph.crash import stop_when_interrupted
 from inboxgraph.dbt_project import (
-    completed_events,
+    build_events,
     dbt_project,
     ensure_manifest,
-    release_duckdb_adapter,
     restore_environment,
-    with_table_metadata,
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
@@ -131,12 +129,11 @@ INCREMENTAL_EVENT_MODELS = {
 
 @contextmanager
 def _restored(saved: dict[str, str | None]) -> Iterator[None]:
-    """Put the variables back, and close the DuckDB handle dbt's adapter left in this process."""
+    """Put the variables back as they were before the build."""
     try:
         yield
     finally:
         restore_environment(saved)
-        release_duckdb_adapter()
 
 
 def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events") -> list[str]:
@@ -229,21 +226,17 @@ def warehouse_dbt_models(
     args = ["build"]
     if config.full_refresh:
         args.append("--full-refresh")
+    # Beside the manifest: lineage follows the project's code and the models' columns, not
+    # the data, so every platform home built from this checkout shares it.
+    lineage = ColumnLineageCache(
+        dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
+        project_fingerprint(json.loads(dbt_project.manifest_path.read_bytes())),
+        building=_models_built(context),
+    )
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     with stop_when_interrupted(), _restored(saved):
         invocation = dbt.cli(args, context=context)
-        # Beside the manifest: lineage follows the project's code and the models' columns, not
-        # the data, so every platform home built from this checkout shares it.
-        lineage = ColumnLineageCache(
-            dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
-            project_fingerprint(invocation.manifest),
-            building=_models_built(context),
-        )
         yield from lineage.attach(
-            with_table_metadata(
-                invocation,
-                completed_events(invocation),
-                with_column_lineage=not lineage.reusable,
-            )
+            build_events(invocation, with_column_lineage=not lineage.reusable)
         )

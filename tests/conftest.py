@@ -173,9 +173,10 @@ def landed(platform_home: Paths) -> tuple[Paths, GenerateReport]:
     return platform_home, report
 
 
-@pytest.fixture
-def consolidated_instance(tmp_path: Path) -> Iterator:
-    """A test instance whose event log is one table, as in platform/dagster.yaml."""
+@pytest.fixture(params=["local", "consolidated"])
+def event_log_instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
+    """A test instance with the local default storage (SQLite, a file per run, as
+    platform/dagster.yaml has it) or with one event log table for all runs (as Postgres has)."""
     import dagster as dg
 
     storage = tmp_path / "events"
@@ -187,8 +188,12 @@ def consolidated_instance(tmp_path: Path) -> Iterator:
             "config": {"base_dir": str(storage)},
         }
     }
-    with dg.instance_for_test(overrides=overrides) as instance:
-        yield instance
+    if request.param == "local":
+        with dg.instance_for_test(temp_dir=str(storage)) as instance:
+            yield instance
+    else:
+        with dg.instance_for_test(overrides=overrides) as instance:
+            yield instance
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 60) -> None:

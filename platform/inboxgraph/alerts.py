@@ -8,16 +8,9 @@ import urllib.request
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
 
 logger = logging.getLogger("inboxgraph.alerts")
 
-ALERT_EVENT_TYPES = (
-    DagsterEventType.FRESHNESS_STATE_CHANGE,
-    DagsterEventType.ASSET_CHECK_EVALUATION,
-    DagsterEventType.RUN_FAILURE,
-)
 ALERTING_FRESHNESS_STATES = {"WARN", "FAIL"}
 
 
@@ -63,12 +56,12 @@ class Alert:
         }
 
 
-def alert_from_entry(entry: EventLogEntry) -> Alert | None:
+def alert_from_entry(entry: dg.EventLogEntry) -> Alert | None:
     """The alert an event log entry calls for, or None."""
     event = entry.dagster_event
     if event is None:
         return None
-    if event.event_type == DagsterEventType.FRESHNESS_STATE_CHANGE:
+    if event.event_type == dg.DagsterEventType.FRESHNESS_STATE_CHANGE:
         change = event.event_specific_data
         state = change.new_state.value
         if state not in ALERTING_FRESHNESS_STATES:
@@ -76,7 +69,7 @@ def alert_from_entry(entry: EventLogEntry) -> Alert | None:
         return Alert(
             "freshness", change.key.to_user_string(), state, f"was {change.previous_state.value}"
         )
-    if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+    if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         evaluation = event.event_specific_data
         if evaluation.passed:
             return None
@@ -90,7 +83,7 @@ def alert_from_entry(entry: EventLogEntry) -> Alert | None:
             detail,
             entry.run_id,
         )
-    if event.event_type == DagsterEventType.RUN_FAILURE:
+    if event.event_type == dg.DagsterEventType.RUN_FAILURE:
         return Alert(
             "run", event.job_name or "run", "FAIL", entry.message or "the run failed", entry.run_id
         )

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 import polars as pl
-from dagster._core.events import DagsterEventType
 
 from inboxgraph.partitions import PARTITION_RANGE
 from inboxgraph.transforms.sql import load_sql
@@ -107,28 +106,29 @@ def record_materializations(
     connection: duckdb.DuckDBPyConnection,
     skip: Sequence[dg.AssetKey] = (),
 ) -> int:
-    """Copy every materialization stored since the last one recorded; returns rows added."""
+    """Copy every materialization stored since the last one recorded, asset by asset;
+    returns rows added. Storage ids grow with each event stored, so the newest recorded is
+    where every asset's next read starts."""
     ensure_table(connection)
     cursor = connection.execute(
         "select coalesce(max(storage_id), 0) from marts.audit_log "
         "where event_type = 'materialization'"
     ).fetchone()[0]
     added = 0
-    while True:
-        # Every asset's materializations in storage order, from one cursor: the event log
-        # storage's own query (the instance's wrapper of it is deprecated in favour of
-        # fetch_materializations, which reads one asset key at a time).
-        records = instance.event_log_storage.get_event_records(
-            dg.EventRecordsFilter(
-                event_type=DagsterEventType.ASSET_MATERIALIZATION, after_cursor=cursor
-            ),
-            limit=BATCH,
-            ascending=True,
-        )
-        if not records:
-            return added
-        added += append(connection, materialization_rows(records, skip))
-        cursor = records[-1].storage_id
+    for key in instance.get_asset_keys():
+        page_cursor = None
+        while True:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor),
+                limit=BATCH,
+                cursor=page_cursor,
+                ascending=True,
+            )
+            added += append(connection, materialization_rows(page.records, skip))
+            if not page.has_more:
+                break
+            page_cursor = page.cursor
+    return added
 
 
 def event_row(event_type: str, run_id: str | None, details: dict, **fields: object) -> dict:

@@ -28,7 +28,24 @@ def die_with_parent() -> None:
         sys.exit("inboxgraph-dbt: the run that started dbt has already ended")
 
 
+def print_version() -> None:
+    """What ``dbt --version`` reports of the installed packages, read from their metadata:
+    dagster-dbt asks for the version before every run, and dbt's own answer costs an import of
+    dbt and a look-up of the newest release online."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    print(f"Core:\n  - installed: {version('dbt-core')}\n\nPlugins:")
+    for plugin in ("duckdb", "postgres", "snowflake", "bigquery"):
+        try:
+            print(f"  - {plugin}: {version(f'dbt-{plugin}')}")
+        except PackageNotFoundError:
+            continue
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        print_version()
+        return
     die_with_parent()
     from dbt.cli.main import cli
 

@@ -13,7 +13,7 @@ from inboxgraph.assets.identity import SUGGESTIONS, identity_checks, identity_su
 from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
-from inboxgraph.dbt_project import ProjectDbtCliResource, dbt_executable, dbt_project
+from inboxgraph.dbt_project import dbt_cli
 from inboxgraph.partitions import nightly_cron, received_date_partitions
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
@@ -100,7 +100,7 @@ defs = dg.Definitions(
     sensors=[landing_sensor, alerts_sensor],
     resources={
         **source_resources(),
-        "dbt": ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_cli(),
         "warehouse": WarehouseResource(path=dg.EnvVar("INBOXGRAPH_WAREHOUSE"), home=HOME),
         "exports": ExportsResource(home=HOME),
         "alert_webhook": AlertWebhook(url=dg.EnvVar("INBOXGRAPH_ALERT_WEBHOOK_URL")),

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from inboxgraph.alerts import ALERT_EVENT_TYPES, Alert, AlertWebhook, alert_from_entry
+from inboxgraph.alerts import Alert, AlertWebhook, alert_from_entry
 from inboxgraph.partitions import START_DATE_VARIABLE, received_date_partitions
 from inboxgraph.resources.sources import EventFolderSource, fingerprint
 
@@ -121,25 +121,57 @@ def landing_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
+# The ends of runs: a failed run alerts, and any run may have evaluated checks that failed.
+RUN_ENDS = (
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.RUN_CANCELED,
+)
+PAGE = 1000
+
+
 def new_alert_records(
     instance: dg.DagsterInstance, cursor: int
 ) -> tuple[list[tuple[int, Alert]], int]:
-    """Alerts from events stored after ``cursor``, in order, and the new cursor."""
-    found: list[tuple[int, Alert]] = []
-    newest = cursor
-    for event_type in ALERT_EVENT_TYPES:
-        # The event log storage's query, by storage id (the instance's deprecated wrapper of it
-        # warns on run events; fetch_run_status_changes pages by an opaque cursor instead).
-        records = instance.event_log_storage.get_event_records(
-            dg.EventRecordsFilter(event_type=event_type, after_cursor=cursor),
-            limit=1000,
+    """Alerts from events stored after ``cursor``, in order, and the new cursor.
+
+    Freshness changes and the ends of runs are read by storage id: both are kept in the
+    instance's cross-run index (also on the local SQLite storage, which keeps each run's other
+    events in a file of its own). A run's failed checks are read from that run's events when it
+    ends, and carry its end's storage id. When a page is full, the cursor stops at the oldest
+    page's end, so the next tick reads on from there.
+    """
+    pages: list[list[tuple[int, dg.EventLogEntry]]] = []
+    freshness = instance.get_event_records(
+        dg.EventRecordsFilter(
+            event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE, after_cursor=cursor
+        ),
+        limit=PAGE,
+        ascending=True,
+    )
+    pages.append([(record.storage_id, record.event_log_entry) for record in freshness])
+    for event_type in RUN_ENDS:
+        ends = instance.fetch_run_status_changes(
+            dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=cursor),
+            limit=PAGE,
             ascending=True,
-        )
-        for record in records:
-            newest = max(newest, record.storage_id)
-            alert = alert_from_entry(record.event_log_entry)
-            if alert is not None:
-                found.append((record.storage_id, alert))
+        ).records
+        page = []
+        for record in ends:
+            checks = instance.all_logs(
+                record.event_log_entry.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+            page += [(record.storage_id, entry) for entry in checks]
+            page.append((record.storage_id, record.event_log_entry))
+        pages.append(page)
+    full = [page[-1][0] for page in pages if len({sid for sid, _ in page}) >= PAGE]
+    newest = min(full) if full else max([cursor] + [page[-1][0] for page in pages if page])
+    found = [
+        (storage_id, alert)
+        for page in pages
+        for storage_id, entry in page
+        if storage_id <= newest and (alert := alert_from_entry(entry)) is not None
+    ]
     return sorted(found, key=lambda pair: pair[0]), newest
 
 

@@ -13,19 +13,11 @@ import duckdb
 import orjson
 import polars as pl
 import pytest
-from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from inboxgraph.activation import BRAZE_BATCH_LIMIT
 from inboxgraph.assets.activation import EXPORT_KEYS, activation_assets
-from inboxgraph.dbt_project import (
-    ProjectDbtCliResource,
-    completed_events,
-    dbt_core_adapter,
-    dbt_executable,
-    dbt_project,
-    release_duckdb_adapter,
-    with_table_metadata,
-)
+from inboxgraph.assets.warehouse import translator
+from inboxgraph.dbt_project import build_events, dbt_cli, dbt_project
 from inboxgraph.definitions import defs
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.runner import RunSummary, prepare_instance, run_pipeline
@@ -289,38 +281,48 @@ def test_a_rerun_carries_the_column_lineage_from_the_cache(
     assert lineage() == first
 
 
-def test_table_metadata_is_what_dagster_dbt_attaches(
+def test_each_model_arrives_with_its_metadata_while_dbt_runs(
     pipeline: tuple[Paths, RunSummary], tmp_path: Path
 ) -> None:
-    """The row counts and column schemas read in one connection after dbt exits are the ones
-    dagster-dbt's fetches attach through dbt's adapter, event for event."""
-    dbt = ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
-    # A view and two incremental tables with nothing new: the warehouse stays as it was.
-    models = ["stg_hubspot__contacts", "int_web__events_parsed", "int_web__profile_events"]
-    invocation = dbt.cli(
+    """Each model's event comes as dbt finishes it, before dbt exits, with the row count and
+    column schema the project's post-hook logged (a table's count taken after its own
+    post-hook deleted rows), and its column lineage when asked for."""
+    paths, _ = pipeline
+    # A view, incremental tables with nothing new (the warehouse stays as it was), one whose
+    # own post-hook deletes rows, and a mart.
+    models = [
+        "stg_hubspot__contacts",
+        "int_web__events_parsed",
+        "int_person__web_activity_aggregated",
+        "int_person__orders_summarized",
+        "identity_map",
+    ]
+    invocation = dbt_cli().cli(
         ["run", "--select", " ".join(models)],
         manifest=dbt_project.manifest_path,
+        dagster_dbt_translator=translator,
         target_path=tmp_path / "target",
     )
-    events = list(completed_events(invocation))
-    try:
-        ours = with_table_metadata(invocation, DbtEventIterator(iter(events), invocation), False)
-        assert not isinstance(ours, DbtEventIterator), "read in one connection, not dagster-dbt's"
-        ours = list(ours)
-        assert invocation.adapter is None, "no dbt adapter was set up in this process"
-        assert dbt_core_adapter(invocation) is not None, "dagster-dbt's fetches read through it"
-        theirs = list(
-            DbtEventIterator(iter(events), invocation)
-            .fetch_row_counts()
-            .fetch_column_metadata(with_column_lineage=False)
-        )
-    finally:
-        release_duckdb_adapter()
-    assert len(ours) == len(theirs) == len(models)
-    for mine, reference in zip(ours, theirs, strict=True):
-        assert mine.metadata == reference.metadata
-    counts = {e.metadata["unique_id"].value: e.metadata.get("dagster/row_count") for e in ours}
-    parsed = _sql(pipeline[0], "select count(*) from intermediate.int_web__events_parsed")
-    assert counts["model.inboxgraph.int_web__events_parsed"].value == parsed[0][0] > 0
-    assert counts["model.inboxgraph.stg_hubspot__contacts"] is None, "a view is not counted"
-    assert all("dagster/column_schema" in e.metadata for e in ours)
+    events, while_running = [], []
+    for event in build_events(invocation, with_column_lineage=True):
+        while_running.append(invocation.process.poll() is None)
+        events.append(event)
+    assert invocation.process.wait() == 0
+    assert while_running[0], "the first model's event came before dbt exited"
+    by_model = {event.metadata["unique_id"].value.split(".")[-1]: event for event in events}
+    assert sorted(by_model) == sorted(models)
+    relations = {
+        "int_web__events_parsed": "intermediate.int_web__events_parsed",
+        "int_person__web_activity_aggregated": "intermediate.int_person__web_activity_aggregated",
+        "int_person__orders_summarized": "intermediate.int_person__orders_summarized",
+        "identity_map": "marts.identity_map",
+    }
+    for model, relation in relations.items():
+        (count,) = _sql(paths, f"select count(*) from {relation}")[0]
+        assert by_model[model].metadata["dagster/row_count"].value == count > 0, model
+        columns = [name for name, *_ in _sql(paths, f"describe {relation}")]
+        schema = by_model[model].metadata["dagster/column_schema"].value
+        assert [column.name for column in schema.columns] == columns, model
+    assert "dagster/row_count" not in by_model["stg_hubspot__contacts"].metadata, "a view"
+    lineage = by_model["identity_map"].metadata["dagster/column_lineage"].value
+    assert lineage.deps_by_column["person_id"], "lineage from the parents' columns"

@@ -40,9 +40,9 @@ def _tick(instance: dg.DagsterInstance, url: str, cursor: str | None) -> str | N
 def test_a_stale_asset_sends_exactly_one_freshness_alert(
     platform_home: Paths,
     monkeypatch: pytest.MonkeyPatch,
-    consolidated_instance: dg.DagsterInstance,
+    event_log_instance: dg.DagsterInstance,
 ) -> None:
-    instance = consolidated_instance
+    instance = event_log_instance
     with webhook_receiver() as (url, received):
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=ASSET))
         _evaluate_freshness(instance)
@@ -68,7 +68,7 @@ def test_a_stale_asset_sends_exactly_one_freshness_alert(
 
 
 def test_a_failed_check_and_a_failed_run_alert_once_each(
-    platform_home: Paths, consolidated_instance: dg.DagsterInstance
+    platform_home: Paths, event_log_instance: dg.DagsterInstance
 ) -> None:
     @dg.asset
     def numbers() -> int:
@@ -82,7 +82,7 @@ def test_a_failed_check_and_a_failed_run_alert_once_each(
     def broken() -> None:
         raise RuntimeError("source unreachable")
 
-    instance = consolidated_instance
+    instance = event_log_instance
     with webhook_receiver() as (url, received):
         dg.materialize([numbers], instance=instance, raise_on_error=False)
         dg.materialize(
@@ -99,13 +99,13 @@ def test_a_failed_check_and_a_failed_run_alert_once_each(
 
 
 def test_an_unreachable_webhook_keeps_the_alert_for_the_next_tick(
-    platform_home: Paths, consolidated_instance: dg.DagsterInstance
+    platform_home: Paths, event_log_instance: dg.DagsterInstance
 ) -> None:
     @dg.asset
     def broken_again() -> None:
         raise RuntimeError("boom")
 
-    instance = consolidated_instance
+    instance = event_log_instance
     dg.materialize([broken_again], instance=instance, raise_on_error=False)
     cursor = _tick(instance, "http://127.0.0.1:9/unreachable", None)
     with webhook_receiver() as (url, received):

@@ -4,7 +4,7 @@
         unique_key='link_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
-        post_hook="delete from {{ this }} where left_type is null"
+        post_hook=["delete from {{ this }} where left_type is null", "{{ log_table_metadata() }}"]
     )
 }}
 

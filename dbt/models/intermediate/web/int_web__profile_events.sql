@@ -4,7 +4,7 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
-        post_hook="delete from {{ this }} where not {{ is_profile_event() }}"
+        post_hook=["delete from {{ this }} where not {{ is_profile_event() }}", "{{ log_table_metadata() }}"]
     )
 }}
 
