@@ -1,4 +1,5 @@
--- One row per person: the unified profile email personalization reads, as of the run.
+-- One row per person: the unified profile email personalization reads. What depends on the
+-- moment it is read at (days since, percentiles, RFM scores) is in customer_profiles_as_of.
 with people as (
     select person_id, count(*) as identifier_count
     from {{ ref('int_identity__persons_assigned') }}
@@ -58,7 +59,6 @@ final as (
             ('first_seen_at', 'web.first_seen_at'),
             ('last_seen_at', 'web.last_seen_at'),
             ('last_cart_event_at', 'web.last_cart_event_at'),
-            ('days_since_last_cart_event', days_between('web.last_cart_event_at', as_of())),
             ('product_interests', 'web.top_categories'),
             ('recently_viewed_products', 'web.recently_viewed_products'),
             ('emails_delivered', 'coalesce(engagement.emails_delivered, 0)'),
@@ -67,8 +67,6 @@ final as (
             ('last_email_open_at', 'engagement.last_open_at'),
             ('last_email_click_at', 'engagement.last_click_at'),
             ('last_email_engagement_at', 'engagement.last_email_engagement_at'),
-            ('days_since_last_email_engagement',
-                days_between('engagement.last_email_engagement_at', as_of())),
         ]) }} as behavior,
         {{ make_struct([
             ('order_count', 'coalesce(transactions.order_count, 0)'),
@@ -76,13 +74,6 @@ final as (
             ('average_order_value', 'transactions.average_order_value'),
             ('first_order_at', 'transactions.first_order_at'),
             ('last_order_at', 'transactions.last_order_at'),
-            ('days_since_last_order', days_between('transactions.last_order_at', as_of())),
-            ('lifetime_value_percentile', 'transactions.lifetime_value_percentile'),
-            ('lifetime_value_tier', "case when transactions.lifetime_value_percentile >= 0.9 then 'top' when transactions.lifetime_value_percentile >= 0.5 then 'high' when transactions.order_count > 0 then 'standard' else 'none' end"),
-            ('recency_score', 'transactions.recency_score'),
-            ('frequency_score', 'transactions.frequency_score'),
-            ('monetary_score', 'transactions.monetary_score'),
-            ('rfm_cell', 'transactions.rfm_cell'),
             ('open_cart', make_struct([
                 ('product_ids', 'carts.product_ids'),
                 ('value', 'carts.cart_value'),
@@ -101,7 +92,6 @@ final as (
             ])),
             ('consent_updated_at', 'consent.consent_updated_at'),
         ]) }} as preferences,
-        {{ as_of() }} as as_of,
         cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
     from people
     left join emails using (person_id)

@@ -1,18 +1,28 @@
--- One row per segment and member: emailable (subscribed) people who match the segment's rule.
--- (Each segment reads the profiles by name: through one CTE read once per segment, DuckDB
--- materialized every emailable profile whole, every column, not just those a segment reads.)
-with memberships as (
-    {% for segment in var('segments') %}
+-- One row per segment and member: emailable (subscribed) people who match the segment's rule,
+-- evaluated over the profiles as of the run (macro profiles_as_of). Every segment's rule is
+-- evaluated in one pass over the profiles: a segment per scan made DuckDB read (or materialize)
+-- every profile once per segment.
+with profiles as (
+    {{ profiles_as_of(ref('customer_profiles'), as_of()) }}
+),
+
+matched as (
     select
-        '{{ segment.id }}' as segment_id,
         person_id,
         email,
-        as_of
-    from {{ ref('customer_profiles') }} as profiles
+        as_of,
+        [
+            {%- for segment in var('segments') %}
+            case when ({{ segment.rule }}) then '{{ segment.id }}' end{{ ',' if not loop.last }}
+            {%- endfor %}
+        ] as segment_ids
+    from profiles
     where preferences.email_status = 'subscribed' and email is not null
-        and ({{ segment.rule }})
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+),
+
+memberships as (
+    select unnest(list_filter(segment_ids, id -> id is not null)) as segment_id, person_id, email, as_of
+    from matched
 ),
 
 final as (

@@ -4,8 +4,9 @@ with memberships as (
     select * from {{ ref('segment_memberships') }}
 ),
 
+-- The lifetime value tier ranks each person among everyone with orders, as of the run.
 profiles as (
-    select * from {{ ref('customer_profiles') }}
+    select * from ({{ profiles_as_of(ref('customer_profiles'), as_of()) }})
     where preferences.email_status = 'subscribed'
 ),
 
