@@ -226,17 +226,17 @@ def warehouse_dbt_models(
     args = ["build"]
     if config.full_refresh:
         args.append("--full-refresh")
-    # Beside the manifest: lineage follows the project's code and the models' columns, not
-    # the data, so every platform home built from this checkout shares it.
-    lineage = ColumnLineageCache(
-        dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
-        project_fingerprint(json.loads(dbt_project.manifest_path.read_bytes())),
-        building=_models_built(context),
-    )
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     with stop_when_interrupted(), _restored(saved):
         invocation = dbt.cli(args, context=context)
+        # Beside the manifest: lineage follows the project's code and the models' columns, not
+        # the data, so every platform home built from this checkout shares it.
+        lineage = ColumnLineageCache(
+            dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
+            project_fingerprint(invocation.manifest),
+            building=_models_built(context),
+        )
         yield from lineage.attach(
             build_events(invocation, with_column_lineage=not lineage.reusable)
         )

@@ -138,10 +138,11 @@ def new_alert_records(
     Freshness changes and the ends of runs are read by storage id: both are kept in the
     instance's cross-run index (also on the local SQLite storage, which keeps each run's other
     events in a file of its own). A run's failed checks are read from that run's events when it
-    ends, and carry its end's storage id. When a page is full, the cursor stops at the oldest
-    page's end, so the next tick reads on from there.
+    ends, and carry its end's storage id. When a query fills its page, the cursor stops at the
+    earliest such page's end, so the next tick reads on from there.
     """
-    pages: list[list[tuple[int, dg.EventLogEntry]]] = []
+    entries: list[tuple[int, dg.EventLogEntry]] = []
+    full_pages: list[int] = []  # the last storage id of each query that filled its page
     freshness = instance.get_event_records(
         dg.EventRecordsFilter(
             event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE, after_cursor=cursor
@@ -149,27 +150,27 @@ def new_alert_records(
         limit=PAGE,
         ascending=True,
     )
-    pages.append([(record.storage_id, record.event_log_entry) for record in freshness])
+    entries += [(record.storage_id, record.event_log_entry) for record in freshness]
+    if len(freshness) == PAGE:
+        full_pages.append(freshness[-1].storage_id)
     for event_type in RUN_ENDS:
         ends = instance.fetch_run_status_changes(
             dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=cursor),
             limit=PAGE,
             ascending=True,
         ).records
-        page = []
+        if len(ends) == PAGE:
+            full_pages.append(ends[-1].storage_id)
         for record in ends:
             checks = instance.all_logs(
                 record.event_log_entry.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             )
-            page += [(record.storage_id, entry) for entry in checks]
-            page.append((record.storage_id, record.event_log_entry))
-        pages.append(page)
-    full = [page[-1][0] for page in pages if len({sid for sid, _ in page}) >= PAGE]
-    newest = min(full) if full else max([cursor] + [page[-1][0] for page in pages if page])
+            entries += [(record.storage_id, entry) for entry in checks]
+            entries.append((record.storage_id, record.event_log_entry))
+    newest = min(full_pages) if full_pages else max([cursor, *(sid for sid, _ in entries)])
     found = [
         (storage_id, alert)
-        for page in pages
-        for storage_id, entry in page
+        for storage_id, entry in entries
         if storage_id <= newest and (alert := alert_from_entry(entry)) is not None
     ]
     return sorted(found, key=lambda pair: pair[0]), newest
