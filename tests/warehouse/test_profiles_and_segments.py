@@ -230,6 +230,37 @@ def test_profiles_are_one_row_per_person(warehouse: Paths) -> None:
     assert profiles == people
 
 
+def test_what_depends_on_the_moment_is_worked_out_where_the_profiles_are_read(
+    warehouse: Paths,
+) -> None:
+    """customer_profiles holds nothing that changes with the clock; the view
+    customer_profiles_as_of adds it, counted to the moment the view is read."""
+    described = {
+        name: kind for name, kind, *_ in query(warehouse, "describe marts.customer_profiles")
+    }
+    assert "as_of" not in described
+    assert "days_since" not in described["behavior"] + described["transactions"]
+    assert "rfm_cell" not in described["transactions"]
+    rows = query(
+        warehouse,
+        "select as_of, epoch(as_of) - epoch(behavior.last_cart_event_at), "
+        "behavior.days_since_last_cart_event, transactions.order_count, "
+        "transactions.recency_score, transactions.rfm_cell, transactions.lifetime_value_tier "
+        "from marts.customer_profiles_as_of",
+    )
+    (profiles,) = query(warehouse, "select count(*) from marts.customer_profiles")[0]
+    assert len(rows) == profiles
+    assert len({as_of for as_of, *_ in rows}) == 1, "one moment for the whole read"
+    assert rows[0][0] > AS_OF, "the moment of reading, not the build's as-of"
+    carts = [(seconds, days) for _, seconds, days, *_ in rows if seconds is not None]
+    assert carts and all(abs(days - seconds / 86400) < 1e-6 for seconds, days in carts)
+    for _, _, _, orders, recency, cell, tier in rows:
+        if orders:
+            assert recency in range(1, 6) and len(cell) == 3 and tier in {"top", "high", "standard"}
+        else:
+            assert (recency, cell, tier) == (None, None, "none")
+
+
 # ---------------------------------------------------------------------- email status
 @pytest.mark.parametrize(
     ("email", "status"),
