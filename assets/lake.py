@@ -1,10 +1,13 @@
 """Sources -> lake: every source landed as partitioned Parquet, bad records quarantined."""
 
+import hashlib
+import json
 import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
@@ -69,10 +72,12 @@ def _result(
     started: float,
     reasons: dict[str, int] | None = None,
     schema: dg.TableSchema | None = None,
+    data_version: str | None = None,
     **extra: object,
 ) -> dg.MaterializeResult:
     """The materialization's metadata; ``reasons`` counts quarantine reasons when
-    ``quarantined`` is a count, not the rows."""
+    ``quarantined`` is a count, not the rows. ``data_version`` names what the table holds: the
+    same version as before tells the warehouse nothing changed (inboxgraph.rebuild)."""
     if reasons is None:
         reasons = _reason_counts(quarantined) if isinstance(quarantined, pl.DataFrame) else {}
     n_quarantined = (
@@ -91,7 +96,29 @@ def _result(
     if schema is not None:
         metadata["dagster/column_schema"] = schema
     metadata.update(extra)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=dg.DataVersion(data_version) if data_version else None,
+    )
+
+
+def _digest(parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _files_version(lake: LakeResource, source: str) -> str:
+    """What an incrementally extracted table holds: its batch files (each batch a new file)
+    and, on a local lake, their sizes and modification times, so a file rewritten in place
+    (an erasure, a repair by hand) is a change too."""
+    files: list[list[object]] = []
+    for path in lake.files("raw", source):
+        if isinstance(path, Path):
+            stat = path.stat()
+            name = str(path.relative_to(lake.table_dir("raw", source)))
+            files.append([name, stat.st_size, stat.st_mtime_ns])
+        else:
+            files.append([path])
+    return _digest([CODE_VERSION, files])
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
@@ -286,6 +313,7 @@ def _land_batch(
         paths,
         started,
         schema=column_schema(good),
+        data_version=_files_version(lake, source),
         rows_unchanged=unchanged,
         rows_erased=erased,
         **extra,
@@ -358,7 +386,17 @@ def _land_shop_table(
         good, bad = split_quarantine(shop.prepare(table, rows), list(shop.landed_columns(table)))
         lake.write("quarantine", source, bad)
         path = lake.write("raw", source, good)
-        return _result(rows.height, good.height, bad, [path], started, schema=column_schema(good))
+        # A snapshot is written again every run: its version is its rows, in any order.
+        rows_digest = hashlib.sha256(good.hash_rows().sort().to_numpy().tobytes()).hexdigest()
+        return _result(
+            rows.height,
+            good.height,
+            bad,
+            [path],
+            started,
+            schema=column_schema(good),
+            data_version=_digest([CODE_VERSION, rows_digest, good.columns]),
+        )
     since = _since(lake, source, watermark, timedelta(minutes=shop_db.lookback_minutes))
     rows = shop_db.read(table, since)
     return _land_batch(
@@ -388,7 +426,9 @@ def shop_tables(
         key = dg.AssetKey(["lake", f"shop_{table}"])
         if key in context.selected_asset_keys:
             result = _land_shop_table(context, lake, shop_db, table)
-            yield dg.MaterializeResult(asset_key=key, metadata=result.metadata)
+            yield dg.MaterializeResult(
+                asset_key=key, metadata=result.metadata, data_version=result.data_version
+            )
 
 
 @dg.asset(
@@ -420,6 +460,7 @@ def enrichment_lake(
         recorded["landing_fingerprints"].value if "landing_fingerprints" in recorded else {}
     )
     fingerprints: dict[str, str] = {}
+    unstamped = False
     for path in enrichment_files.files():
         provider = name_of(path).removesuffix(".csv")
         stamp = enrichment_files.stamp(path)
@@ -433,6 +474,7 @@ def enrichment_lake(
                 unchanged += 1
                 paths.append(kept)
                 continue
+        unstamped = unstamped or stamp is None
         rows = enrichment_files.read(path)
         prepared, _ = drop_tombstoned(
             enrichment.prepare(rows, provider).collect(), "enrichment", tombstones
@@ -466,6 +508,8 @@ def enrichment_lake(
         quarantined,
         paths,
         started,
+        # Files read without a stamp are always news; else the files landed are the version.
+        data_version=None if unstamped else _digest([CODE_VERSION, fingerprints, sorted(paths)]),
         files_unchanged=unchanged,
         landing_fingerprints=dg.MetadataValue.json(fingerprints),
     )

@@ -23,6 +23,18 @@ from inboxgraph.dbt_project import (
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
+from inboxgraph.rebuild import (
+    AS_OF,
+    UNIQUE_ID,
+    as_of_models,
+    describe,
+    held_relations,
+    macros_digest,
+    models_to_rebuild,
+    node_code_version,
+    run_started,
+    unchanged_outputs,
+)
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from inboxgraph.stream import ensure_stream_table
@@ -42,13 +54,24 @@ MART_GROUPS = {
 
 
 class InboxgraphDbtTranslator(DagsterDbtTranslator):
-    """Keys by layer (``warehouse`` for staging and intermediate, ``marts``), groups by domain."""
+    """Keys by layer (``warehouse`` for staging and intermediate, ``marts``), groups by domain;
+    code versions that change with a node's SQL, its config or the project's macros."""
+
+    def __init__(self, settings: DagsterDbtTranslatorSettings | None = None) -> None:
+        super().__init__(settings)
+        self._digests: dict[str, str] = {}  # the macros' digest per parsed manifest
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: Any
     ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
+        if props.get("resource_type") in ("model", "seed", "snapshot"):
+            parsed = str(manifest.get("metadata", {}).get("invocation_id"))
+            if parsed not in self._digests:
+                self._digests[parsed] = macros_digest(manifest)
+            digest = self._digests[parsed]
+            spec = spec.replace_attributes(code_version=node_code_version(props, digest))
         if props.get("resource_type") != "model":
             return spec
         fqn = props["fqn"]
@@ -149,7 +172,7 @@ def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events
         instance.get_latest_materialization_event(key)
         for key in INCREMENTAL_EVENT_MODELS[source][0]
     ]
-    started = [_run_started(instance, event) for event in builds if event is not None]
+    started = [run_started(instance, event) for event in builds if event is not None]
     if not started:
         return []
     records = instance.fetch_materializations(
@@ -167,22 +190,41 @@ def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events
     )
 
 
-def _run_started(instance: dg.DagsterInstance, event: dg.EventLogEntry) -> float:
-    """When the run that logged ``event`` started (dbt read the lake after that, not before)."""
-    record = instance.get_run_record_by_id(event.run_id)
-    if record is not None and record.start_time is not None:
-        return record.start_time
-    return event.timestamp
-
-
-def _models_built(context: dg.AssetExecutionContext) -> list[str]:
-    """The unique ids of the models this run builds (each dbt asset's spec names its node)."""
-    selected = context.selected_asset_keys
-    return [
-        str(spec.metadata["dagster_dbt/unique_id"])
+def _unique_ids(context: dg.AssetExecutionContext) -> dict[dg.AssetKey, str]:
+    """The dbt node behind each dbt asset (its spec names it)."""
+    return {
+        spec.key: str(spec.metadata[UNIQUE_ID])
         for spec in context.assets_def.specs
-        if spec.key in selected and "dagster_dbt/unique_id" in spec.metadata
-    ]
+        if UNIQUE_ID in spec.metadata
+    }
+
+
+def _plan(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    config: "WarehouseConfig",
+    manifest: Mapping[str, Any],
+    as_of_keys: set[dg.AssetKey],
+) -> dict[dg.AssetKey, str]:
+    """The selected dbt assets this run rebuilds, each with why (module inboxgraph.rebuild)."""
+    if config.full_refresh:
+        selected = set(context.selected_asset_keys) & set(context.assets_def.keys)
+        return dict.fromkeys(selected, "full refresh")
+    held: set[dg.AssetKey] = set()
+    if os.path.exists(warehouse.resolved_path):
+        with warehouse.connect() as connection:
+            held = held_relations(connection, manifest, _unique_ids(context))
+    return models_to_rebuild(context, config.as_of, as_of_keys, held)
+
+
+def _with_as_of(
+    events: Iterator[Any], outputs: Mapping[str, dg.AssetKey], as_of: str
+) -> Iterator[Any]:
+    """Each model evaluated at the as-of records it (the next run compares its own with it)."""
+    for event in events:
+        if isinstance(event, dg.Output) and event.output_name in outputs:
+            event = event.with_metadata({**event.metadata, AS_OF: as_of or "now"})
+        yield event
 
 
 class WarehouseConfig(dg.Config):
@@ -223,9 +265,34 @@ def warehouse_dbt_models(
         if relanded:
             context.log.info(f"{source} dates landed since the last build: {relanded}")
         settings[variable] = json.dumps(relanded) if relanded else ""
+    unique_ids = _unique_ids(context)
+    # The manifest the assets were defined from (ensure_manifest keeps it current).
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    reading_as_of = as_of_models(manifest)
+    as_of_keys = {key for key, uid in unique_ids.items() if uid in reading_as_of}
+    rebuild = _plan(context, warehouse, config, manifest, as_of_keys)
+    selected = set(context.selected_asset_keys) & set(context.assets_def.keys)
+    for line in describe(rebuild, len(selected)):
+        context.log.info(line)
+    up_to_date = selected - set(rebuild)
+    yield from unchanged_outputs(context, up_to_date)
+    if not rebuild:
+        context.log.info(
+            "the warehouse is up to date: nothing it is built from changed since its last build"
+        )
+        return
     args = ["build"]
     if config.full_refresh:
         args.append("--full-refresh")
+    if up_to_date:
+        # Their tests are not run again either: their rows are the ones tested before.
+        names = sorted(unique_ids[key].split(".")[-1] for key in up_to_date)
+        args += ["--exclude", " ".join(names)]
+    as_of_outputs = {
+        name: key
+        for name, key in context.assets_def.keys_by_output_name.items()
+        if key in as_of_keys
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     with stop_when_interrupted(), _restored(saved):
@@ -235,8 +302,7 @@ def warehouse_dbt_models(
         lineage = ColumnLineageCache(
             dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
             project_fingerprint(invocation.manifest),
-            building=_models_built(context),
+            building=[unique_ids[key] for key in rebuild],
         )
-        yield from lineage.attach(
-            build_events(invocation, with_column_lineage=not lineage.reusable)
-        )
+        events = build_events(invocation, with_column_lineage=not lineage.reusable)
+        yield from _with_as_of(lineage.attach(events), as_of_outputs, config.as_of)

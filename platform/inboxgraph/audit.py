@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from inboxgraph.partitions import PARTITION_RANGE
+from inboxgraph.rebuild import UNCHANGED
 from inboxgraph.transforms.sql import load_sql
 
 AUDIT_SCHEMA = {
@@ -58,6 +59,11 @@ def materialization_rows(
             continue  # a range run's summary: each partition has its own row
         rows_in = _number(metadata, "rows_in")
         rows_out = _number(metadata, "rows_landed", "dagster/row_count")
+        details = None
+        if UNCHANGED in metadata:
+            # Confirmed without a rebuild: nothing was written.
+            rows_out = None
+            details = json.dumps({"unchanged": metadata[UNCHANGED].value})
         quarantined = _number(metadata, "rows_quarantined")
         duration = _number(metadata, "duration_s", "Execution Duration")
         rows.append(
@@ -75,7 +81,7 @@ def materialization_rows(
                 "duration_s": duration,
                 "code_version": (materialization.tags or {}).get("dagster/code_version"),
                 "storage_id": record.storage_id,
-                "details": None,
+                "details": details,
             }
         )
     return rows

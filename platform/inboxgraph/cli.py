@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inboxgraph.explain import IDENTIFIER_TYPES
 from inboxgraph.settings import (
@@ -18,6 +19,10 @@ from inboxgraph.settings import (
     require_local,
     safe_url,
 )
+
+if TYPE_CHECKING:
+    from inboxgraph.privacy import Receipt
+    from inboxgraph.settings import Paths
 
 DEMO_PEOPLE = 2_000
 DEMO_DAYS = 120
@@ -156,6 +161,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def report_erasure(paths: Paths, receipt: Receipt) -> None:
+    """Tell Dagster which lake tables (and received dates) the erasure rewrote, as
+    materializations: the next run rebuilds what reads them (inboxgraph.rebuild), so counts
+    such as segment sizes no longer include the person."""
+    import dagster as dg
+
+    from inboxgraph.partitions import EVENT_FOLDERS
+    from inboxgraph.privacy import rewritten_lake_tables
+    from inboxgraph.runner import prepare_instance
+
+    if is_remote(paths.lake_url):
+        return  # the erasure rewrites a local lake only
+    instance = prepare_instance(paths)
+    tables = rewritten_lake_tables(Path(paths.lake_url), receipt.files)
+    for path, days in sorted(tables.items()):
+        # The event tables are partitioned by received date in Dagster; the others are not.
+        partitions = sorted(days) if path[-1] in EVENT_FOLDERS else []
+        for day in partitions or [None]:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(list(path)),
+                    partition=day,
+                    description="Rewritten by a GDPR erasure (inboxgraph forget).",
+                    metadata={"erasure": True},
+                )
+            )
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     from inboxgraph.privacy import describe, forget
     from inboxgraph.resources.lake import LakeResource
@@ -178,6 +211,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         shop_db_url=paths.shop_db_url,
         log=report,
     )
+    report_erasure(paths, receipt)
     for line in describe(person, args.email):
         print(line)
     erased_at = receipt.erased_at.strftime("%Y-%m-%d %H:%M:%S")

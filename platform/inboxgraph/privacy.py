@@ -482,6 +482,24 @@ def forget(
     return person, receipt
 
 
+def rewritten_lake_tables(lake_root: Path, files: Iterable[str]) -> dict[tuple[str, ...], set]:
+    """The lake tables (and received dates) among the ``files`` an erasure rewrote: the asset
+    key's path of each, with the partitions rewritten (empty for a table without dates)."""
+    tables: dict[tuple[str, ...], set] = {}
+    for name in files:
+        try:
+            parts = Path(name).relative_to(lake_root).parts
+        except ValueError:
+            continue  # not a lake file (landing, exports, overrides)
+        if len(parts) < 3:
+            continue
+        days = tables.setdefault(("lake", parts[1]), set())
+        day = next((p.split("=", 1)[1] for p in parts[2:] if p.startswith("received_date=")), None)
+        if day is not None:
+            days.add(day)
+    return tables
+
+
 def describe(person: Person, email: str | None) -> Iterable[str]:
     yield f"forgot {mask_email(email) if email else 'the person'}: " + ", ".join(
         f"{len(v)} {k}" for k, v in sorted(person.identifiers.items())

@@ -23,6 +23,7 @@ from inboxgraph.dbt_project import ensure_manifest
 from inboxgraph.identity_health import ACCEPT_TAG
 from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
 from inboxgraph.project_files import platform_dir
+from inboxgraph.rebuild import UNCHANGED
 from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.resources.warehouse import WAREHOUSE_POOL
 from inboxgraph.sensors import contiguous_ranges, range_tags, stale_days
@@ -50,6 +51,8 @@ class RunSummary:
     checks_warned: list[str] = field(default_factory=list)
     skipped_days: list[str] = field(default_factory=list)
     failed_steps: dict[str, str] = field(default_factory=dict)
+    # dbt assets the refresh confirmed without rebuilding (nothing they are built from changed)
+    unchanged: int = 0
 
 
 def prepare_instance(paths: Paths) -> dg.DagsterInstance:
@@ -90,7 +93,9 @@ def _collect(result: dg.ExecuteJobResult, summary: RunSummary) -> None:
             totals["in"] += int(metadata.get("rows_in", 0))
             totals["landed"] += int(metadata.get("rows_landed", 0))
             totals["quarantined"] += int(metadata.get("rows_quarantined", 0))
-        elif "dagster/row_count" in metadata:
+        elif UNCHANGED in metadata:
+            summary.unchanged += 1
+        elif "dagster/row_count" in metadata and "unique_id" in metadata:  # a dbt model
             summary.warehouse_rows[key.to_user_string()] = int(metadata["dagster/row_count"])
     for event in result.all_events:
         if event.is_step_failure and event.step_key:
@@ -255,6 +260,11 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"warehouse: {len(summary.warehouse_rows)} models built, "
             f"{sum(summary.warehouse_rows.values()):,} rows"
+        )
+    if summary.unchanged:
+        lines.append(
+            f"warehouse: {summary.unchanged} models and seeds unchanged (nothing they are built "
+            "from changed), not rebuilt"
         )
     lines.append(f"profiles: {summary.profiles:,} people")
     for status, n in summary.email_status.items():

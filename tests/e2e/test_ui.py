@@ -162,10 +162,13 @@ def test_every_ui_launch_path_runs_the_platform(
 
         # The run worker killed outright (an out-of-memory kill) inside the dbt build: its code
         # server marks the run failed, dbt dies with it, run monitoring frees its pool slot
-        # and the run retry policy starts a run that completes the refresh.
+        # and the run retry policy starts a run that completes the refresh. (A full refresh:
+        # with nothing new, a refresh confirms the models without starting dbt.)
         killed = ui.launch_run(
             "refresh_warehouse",
-            run_config={"ops": {"warehouse_dbt_models": {"config": {"as_of": as_of}}}},
+            run_config={
+                "ops": {"warehouse_dbt_models": {"config": {"as_of": as_of, "full_refresh": True}}}
+            },
         )
         dbt = _wait_for_dbt_build(ui)
         worker = dbt.parent()
