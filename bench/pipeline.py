@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,10 @@ class SizeResult:
     incremental: Measure | None = None
     incremental_floor: Measure | None = None
     no_change: Measure | None = None
+    # dbt assets the no-change run rebuilt, of how many (its log's "rebuilding N of M" line)
+    no_change_rebuilt: list[int] = field(default_factory=list)
+    # a process that only imports the definitions: what "beyond process start" subtracts
+    process_start: Measure | None = None
     suggestions: Measure | None = None
     full_equal: dict[str, int] = field(default_factory=dict)
     incremental_equal: dict[str, int] = field(default_factory=dict)
@@ -407,7 +412,19 @@ def bench_size(workdir: Path, people: int, days: int, smallest: bool) -> SizeRes
         log(f"{people:,} people: no-change run (fixed cost)")
         command, env = inboxgraph(home, "run", "--as-of", as_of_full)
         result.no_change = measured(command, env, home, home / "no-change.log")
-        log(f"  {result.no_change.seconds:.1f}s")
+        rebuilding = re.search(
+            r"rebuilding (\d+) of (\d+) dbt assets", (home / "no-change.log").read_text()
+        )
+        if rebuilding is None:
+            raise SystemExit(f"no 'rebuilding N of M' line in {home / 'no-change.log'}")
+        result.no_change_rebuilt = [int(rebuilding[1]), int(rebuilding[2])]
+        start = [sys.executable, "-c", "import inboxgraph.definitions"]
+        result.process_start = measured(start, env, home, home / "process-start.log")
+        log(
+            f"  {result.no_change.seconds:.1f}s ({result.process_start.seconds:.1f}s of it "
+            f"process start), {result.no_change_rebuilt[0]} of {result.no_change_rebuilt[1]} "
+            "dbt assets rebuilt"
+        )
 
     log(f"{people:,} people: incremental (day {end} lands)")
     link_tree(data / "landing", home / "landing", skip_day=None)
@@ -518,9 +535,13 @@ def main() -> int:
     chart(results, args.results / "pipeline.png")
     print()
     print(table(results))
-    if results[0].no_change:
+    first = results[0]
+    if first.no_change and first.process_start:
+        beyond = first.no_change.seconds - first.process_start.seconds
         print(
-            f"\nno-change run at {results[0].people:,} people: {results[0].no_change.seconds:.1f}s"
+            f"\nno-change run at {first.people:,} people: {first.no_change.seconds:.1f}s, "
+            f"{beyond:.1f}s beyond process start ({first.process_start.seconds:.1f}s); "
+            f"{first.no_change_rebuilt[0]} of {first.no_change_rebuilt[1]} dbt assets rebuilt"
         )
     print("\nratios (largest size):")
     for name, value in summary.items():

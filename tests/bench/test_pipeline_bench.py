@@ -42,6 +42,10 @@ def test_pipeline_bench_runs_end_to_end_and_matches_the_floor(tmp_path: Path) ->
     for phase in ("land", "full", "floor", "incremental", "incremental_floor", "no_change"):
         assert size[phase]["seconds"] > 0, phase
         assert size[phase]["peak_rss_bytes"] > 50 * 2**20, phase
+    # With nothing new, the refresh rebuilds no dbt asset (it confirms each instead).
+    rebuilt, total = size["no_change_rebuilt"]
+    assert rebuilt == 0 and total > 30
+    assert 0 < size["process_start"]["seconds"] < size["no_change"]["seconds"]
     assert set(report["ratios"]) == set(report["targets"])
     assert (results / "pipeline.png").read_bytes().startswith(b"\x89PNG")
     assert "| 150 |" in (results / "pipeline.md").read_text()
