@@ -40,14 +40,14 @@ def audit_log(
         added = audit.record_materializations(context.instance, connection, skip=[AUDIT_KEY])
         own = audit.event_row(
             "materialization",
-            context.run_id,
+            context.run.run_id,
             {"recorded": added},
             asset_key=AUDIT_KEY.to_user_string(),
             job_name=context.job_name,
             rows_out=added,
             duration_s=time.monotonic() - started,
         )
-        own["audit_id"] = f"audit_log:{context.run_id}"
+        own["audit_id"] = f"audit_log:{context.run.run_id}"
         audit.append(connection, [own])
         total = connection.execute("select count(*) from marts.audit_log").fetchone()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": total, "rows_added": added})

@@ -14,7 +14,7 @@ from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
 from inboxgraph.dbt_project import dbt_cli
-from inboxgraph.partitions import nightly_cron, received_date_partitions
+from inboxgraph.partitions import nightly_cron
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.resources.wiring import HOME, source_resources
@@ -49,7 +49,6 @@ def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
     selection=dg.AssetSelection.assets(*EVENT_LAKE_KEYS),
-    partitions_def=received_date_partitions,
     description="Land web and ESP events of the selected received dates in the lake.",
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -171,12 +172,16 @@ def unchanged_outputs(
         }
         metadata[UNCHANGED] = f"nothing it is built from changed since run {record.run_id}"
         version = (built.tags or {}).get(DATA_VERSION_TAG)
-        yield dg.Output(
-            None,
-            output_name=names[key],
-            metadata=metadata,
-            data_version=dg.DataVersion(version) if version else None,
-        )
+        # An output's data version is a beta parameter: its notice is not printed per asset.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            output = dg.Output(
+                None,
+                output_name=names[key],
+                metadata=metadata,
+                data_version=dg.DataVersion(version) if version else None,
+            )
+        yield output
 
 
 def held_relations(

@@ -4,6 +4,9 @@ when it changed, what is evaluated at the as-of when it moved, what an erasure t
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import json
 import sqlite3
 import subprocess
 import sys
@@ -100,6 +103,40 @@ def test_a_new_as_of_rebuilds_what_is_evaluated_at_it(home: Paths) -> None:
     assert MEMBERSHIPS in built and WEB_PARSE in built
     assert _sql(home, "select * from marts.segment_memberships order by all") == memberships
     assert _sql(home, "select * from marts.segments order by all") == segments
+
+
+MARTS = (
+    "select * exclude (refreshed_at) from marts.customer_profiles order by all",
+    "select * from marts.identity_map order by all",
+    "select * from marts.segment_memberships order by all",
+)
+
+
+def test_a_late_file_for_a_held_day_gives_the_marts_of_a_full_refresh(home: Paths) -> None:
+    days = sorted((Path(home.landing_url) / "web_events").iterdir())
+    held = days[len(days) // 2]
+    messages = []
+    with gzip.open(next(held.glob("*.jsonl.gz")), "rt") as lines:
+        for line in lines:  # the generator writes some bad lines on purpose: not those
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict) and message.get("type") in ("track", "page"):
+                    messages.append(message)
+    messages = messages[:40]
+    assert len(messages) == 40
+    for n, message in enumerate(messages):
+        message["messageId"] = f"late-{n}"
+        message["anonymousId"] = f"late-visitor-{n % 4}"
+    (held / "late.jsonl").write_text("".join(json.dumps(m) + "\n" for m in messages))
+    _, built = _run(home)
+    assert {WEB_PARSE, PROFILES, MEMBERSHIPS} <= built
+    assert _sql(
+        home,
+        "select count(*) from marts.identity_map where identifier_value like 'late-visitor-%'",
+    ) == [(4,)]
+    incremental = [_sql(home, query) for query in MARTS]
+    _run(home, full_refresh=True)
+    assert [_sql(home, query) for query in MARTS] == incremental
 
 
 def test_after_an_erasure_the_next_run_counts_the_person_out(home: Paths) -> None:
