@@ -99,16 +99,17 @@ def models_to_rebuild(
     deps = assets_def.asset_deps
     reasons: dict[dg.AssetKey, str | None] = {}
 
-    def latest(key: dg.AssetKey, **bounds: Any) -> list[dg.EventLogRecord]:
+    def latest(key: dg.AssetKey, limit: int = 100, **bounds: Any) -> list[dg.EventLogRecord]:
+        """The newest materializations of ``key`` (within ``bounds``), newest first."""
         return instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, **bounds), limit=100
+            dg.AssetRecordsFilter(asset_key=key, **bounds), limit=limit
         ).records
 
     def reason(key: dg.AssetKey) -> str | None:
         if key in reasons:
             return reasons[key]
         reasons[key] = None
-        records = latest(key)
+        records = latest(key, limit=1)
         if not records:
             found = "never built"
         elif held is not None and key not in held:
