@@ -204,16 +204,17 @@ def _plan(
     warehouse: WarehouseResource,
     config: "WarehouseConfig",
     manifest: Mapping[str, Any],
+    unique_ids: Mapping[dg.AssetKey, str],
     as_of_keys: set[dg.AssetKey],
+    selected: set[dg.AssetKey],
 ) -> dict[dg.AssetKey, str]:
-    """The selected dbt assets this run rebuilds, each with why (module inboxgraph.rebuild)."""
+    """The ``selected`` dbt assets this run rebuilds, each with why (inboxgraph.rebuild)."""
     if config.full_refresh:
-        selected = set(context.selected_asset_keys) & set(context.assets_def.keys)
         return dict.fromkeys(selected, "full refresh")
     held: set[dg.AssetKey] = set()
     if os.path.exists(warehouse.resolved_path):
         with warehouse.connect() as connection:
-            held = held_relations(connection, manifest, _unique_ids(context))
+            held = held_relations(connection, manifest, unique_ids)
     return models_to_rebuild(context, config.as_of, as_of_keys, held)
 
 
@@ -270,8 +271,8 @@ def warehouse_dbt_models(
     manifest = json.loads(dbt_project.manifest_path.read_text())
     reading_as_of = as_of_models(manifest)
     as_of_keys = {key for key, uid in unique_ids.items() if uid in reading_as_of}
-    rebuild = _plan(context, warehouse, config, manifest, as_of_keys)
     selected = set(context.selected_asset_keys) & set(context.assets_def.keys)
+    rebuild = _plan(context, warehouse, config, manifest, unique_ids, as_of_keys, selected)
     for line in describe(rebuild, len(selected)):
         context.log.info(line)
     up_to_date = selected - set(rebuild)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import psutil
@@ -82,12 +83,13 @@ def test_waiting_for_a_live_run_names_it_once_and_ends_after_the_timeout() -> No
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_dbt_dies_with_the_run_that_started_it() -> None:
+def test_dbt_dies_with_the_run_that_started_it(tmp_path: Path) -> None:
     # A parent starts a child the way dbt is started (through inboxgraph-dbt's first step),
     # prints its pid, and is SIGKILLed: the child must not outlive it.
+    ready = tmp_path / "asked"
     child = (
         "from inboxgraph.dbt_child import die_with_parent; die_with_parent(); "
-        "import time; time.sleep(120)"
+        f"open({str(ready)!r}, 'w').close(); import time; time.sleep(120)"
     )
     parent = (
         "import subprocess, sys, time; "
@@ -98,7 +100,12 @@ def test_dbt_dies_with_the_run_that_started_it() -> None:
         [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True
     ) as process:
         pid = int(process.stdout.readline())
-        time.sleep(1)  # the child has asked for the signal
+        # Killed only once the child has asked for the signal (its imports take a while on a
+        # busy machine).
+        asked = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < asked, "the child never asked for the signal"
+            time.sleep(0.05)
         assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         os.kill(process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10

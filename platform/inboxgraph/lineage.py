@@ -22,6 +22,8 @@ from typing import Any
 
 import dagster as dg
 
+from inboxgraph.rebuild import macros_digest
+
 LINEAGE = "dagster/column_lineage"
 SCHEMA = "dagster/column_schema"
 # The same lineage as a table the open-source UI shows in a materialization's metadata.
@@ -30,17 +32,12 @@ UPSTREAM_COLUMNS = "upstream_columns"
 
 def project_fingerprint(manifest: Mapping[str, Any]) -> str:
     """What the models' lineage depends on besides their columns: their code and macros."""
-    project = manifest.get("metadata", {}).get("project_name")
     parts = {
         "nodes": {
             uid: node.get("checksum", {}).get("checksum")
             for uid, node in manifest.get("nodes", {}).items()
         },
-        "macros": {
-            uid: macro.get("macro_sql")
-            for uid, macro in manifest.get("macros", {}).items()
-            if macro.get("package_name") == project
-        },
+        "macros": macros_digest(manifest),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
