@@ -91,8 +91,10 @@ def test_dbt_dies_with_the_run_that_started_it(tmp_path: Path) -> None:
         "from inboxgraph.dbt_child import die_with_parent; die_with_parent(); "
         f"open({str(ready)!r}, 'w').close(); import time; time.sleep(120)"
     )
+    # The parent ignores SIGTERM, as a test runner or a shell's background job may: the child
+    # inherits that, and must still act on the signal it asked for.
     parent = (
-        "import subprocess, sys, time; "
+        "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
         "print(p.pid, flush=True); time.sleep(120)"
     )

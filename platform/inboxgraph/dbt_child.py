@@ -21,6 +21,9 @@ def die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     parent = os.getppid()
+    # An ignored SIGTERM is inherited across exec: a process started from one that ignores it
+    # (a test runner, a shell's background job) would never act on the signal asked for here.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         return  # not permitted here: dbt runs as it would without this entry point
