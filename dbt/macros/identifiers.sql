@@ -15,22 +15,10 @@
      ], lower(trim({{ column }}))))
 {%- endmacro %}
 
-{#- A setting of one run: the dbt var `name` when given (`--vars`), else the environment variable
-    `env_name`, which Dagster sets for the run. The environment is read only while executing,
-    never while parsing, so a new value keeps dbt's partial parse valid (a changed `--vars`
-    makes dbt parse the whole project again, seconds on every run). -#}
-{% macro run_setting(name, env_name) -%}
-    {%- set value = var(name, none) -%}
-    {%- if value is none and execute -%}
-        {%- set value = env_var(env_name, '') or none -%}
-    {%- endif -%}
-    {{ return(value) }}
-{%- endmacro %}
-
-{#- The moment the run evaluates profiles and segments at (var as_of or INBOXGRAPH_DBT_AS_OF,
-    default now). -#}
+{#- The moment the run evaluates profiles and segments at (var as_of, an ISO timestamp; default
+    now). -#}
 {% macro as_of() -%}
-    {%- set value = run_setting('as_of', 'INBOXGRAPH_DBT_AS_OF') -%}
+    {%- set value = var('as_of', none) -%}
     {%- if value -%}
         cast('{{ value }}' as {{ dbt.type_timestamp() }})
     {%- else -%}
@@ -39,15 +27,11 @@
 {%- endmacro %}
 
 {#- Older received dates of a lake event table landed again since its incremental model was
-    last built: `web_events` (var relanded_dates, or INBOXGRAPH_DBT_RELANDED_DATES as a JSON
-    list) or `esp_events` (var relanded_esp_dates, or INBOXGRAPH_DBT_RELANDED_ESP_DATES). The
-    model reads them besides its window. -#}
+    last built, which the model reads besides its window: `web_events` (var relanded_dates) or
+    `esp_events` (var relanded_esp_dates), each a list of ISO dates (or its JSON text). Dagster
+    names them for the run (assets/warehouse.py). -#}
 {% macro relanded_dates(source='web_events') -%}
-    {%- set names = {
-        'web_events': ('relanded_dates', 'INBOXGRAPH_DBT_RELANDED_DATES'),
-        'esp_events': ('relanded_esp_dates', 'INBOXGRAPH_DBT_RELANDED_ESP_DATES'),
-    }[source] -%}
-    {%- set value = run_setting(names[0], names[1]) -%}
+    {%- set value = var({'web_events': 'relanded_dates', 'esp_events': 'relanded_esp_dates'}[source], none) -%}
     {%- if value is string -%}
         {%- set value = fromjson(value) -%}
     {%- endif -%}
@@ -94,9 +78,12 @@ where person_id is not null
 
 {#- True for the web events the person-level models read one by one (int_web__profile_events):
     identify calls, products added to a cart and completed orders; false, never null, for the
-    rest. -#}
-{% macro is_profile_event() -%}
+    rest. `relation` names the row's relation where the columns need it. -#}
+{% macro is_profile_event(relation=none) -%}
+    {%- set prefix = relation ~ '.' if relation else '' -%}
     coalesce(
-        message_type = 'identify' or event_name in ('Product Added', 'Order Completed'), false
+        {{ prefix }}message_type = 'identify'
+        or {{ prefix }}event_name in ('Product Added', 'Order Completed'),
+        false
     )
 {%- endmacro %}

@@ -1,15 +1,17 @@
 {#- Tests on an incremental model that read only the rows no passing run of the test has seen.
 
     A model opts in with a `built_at` column (macro built_at: when the run that wrote the row
-    started) and gives such a test `config: {where: rows_not_yet_tested}`. The test then reads
-    the rows built after the last run in which it passed (table dbt_meta.test_watermarks,
-    written by the on-run-end hook record_test_watermarks), or every row while it has never
-    passed, so a row that failed a test is read again until the test passes.
+    started) and gives its columns the generic tests `unique_in_new_rows`,
+    `not_null_in_new_rows` and `accepted_values_in_new_rows` (tests/generic/new_rows.sql). Such
+    a test reads the rows built after the last run in which it passed (table
+    dbt_meta.test_watermarks, written by the on-run-end hook record_test_watermarks), or every
+    row while it has never passed, so a row that failed a test is read again until the test
+    passes.
 
     This holds for tests of single rows (not_null, accepted_values), and for `unique` on the
-    model's unique_key under delete+insert: a run deletes every held row whose key it writes,
-    so a key can repeat only among the rows one run wrote. A full refresh writes every row
-    anew, and its tests read them all. -#}
+    model's unique_key: a run replaces every held row whose key it writes (delete+insert or
+    merge), so a key can repeat only among the rows one run wrote. A full refresh writes every
+    row anew, and its tests read them all. -#}
 
 {#- The moment the current run started, as a timestamp column: the rows one run writes. -#}
 {% macro built_at() -%}
@@ -42,7 +44,8 @@
     {%- if execute %}
         {%- for result in results
             if result.node.resource_type == 'test'
-            and result.node.config.where == 'rows_not_yet_tested'
+            and result.node.test_metadata
+            and result.node.test_metadata.name.endswith('_in_new_rows')
             and result.status == 'pass' %}
             {%- do passed.append(result.node.unique_id) %}
         {%- endfor %}
@@ -61,29 +64,24 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- dbt's `where` test config, with `rows_not_yet_tested` for the rows built since the test last
-    passed. The watermark is read when the test runs and written into its SQL as a constant, so
-    the scan skips the row groups it does not need. -#}
-{% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where') %}
-    {%- if where == 'rows_not_yet_tested' %}
-        {%- set watermark = none %}
-        {%- set held = execute and adapter.get_relation(
-            database=target.database, schema='dbt_meta', identifier='test_watermarks'
-        ) %}
-        {%- if held %}
-            {%- set watermark = run_query(
-                "select max(passed_through) from " ~ test_watermarks()
-                ~ " where test_id = '" ~ model.unique_id ~ "'"
-            ).columns[0].values()[0] %}
-        {%- endif %}
-        {%- if watermark is none %}
-            {%- do return(relation) %}
-        {%- endif %}
-        {%- set where = "built_at > cast('" ~ watermark ~ "' as timestamp)" %}
+{#- The rows of `relation` (the tested model) that the current test (`model`, the test's node
+    here) has not read in a run where it passed. The watermark is read when the test runs and
+    written into its SQL as a constant, so the scan skips the row groups it does not need. -#}
+{% macro rows_not_yet_tested(relation) -%}
+    {%- set watermark = none %}
+    {%- if execute and adapter.get_relation(
+        database=target.database, schema='dbt_meta', identifier='test_watermarks'
+    ) %}
+        {%- set watermark = run_query(
+            "select max(passed_through) from " ~ test_watermarks()
+            ~ " where test_id = '" ~ model.unique_id ~ "'"
+        ).columns[0].values()[0] %}
     {%- endif %}
-    {%- if where %}
-        {%- do return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") %}
+    {%- if watermark is none %}
+        {%- do return(relation) %}
     {%- endif %}
-    {%- do return(relation) %}
+    {%- do return(
+        "(select * from " ~ relation ~ " where built_at > cast('" ~ watermark
+        ~ "' as timestamp)) new_rows"
+    ) %}
 {%- endmacro %}

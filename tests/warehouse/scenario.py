@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
@@ -199,11 +198,10 @@ def run_dbt(
     paths: Paths,
     command: str,
     *args: str,
-    env: dict[str, str] | None = None,
     succeeds: bool = True,
 ) -> str:
-    """``dbt <command>`` on the project for this platform home (with ``env`` added to the
-    environment); it must succeed, or fail when ``succeeds`` is false. Returns its output."""
+    """``dbt <command>`` on the project for this platform home; it must succeed, or fail when
+    ``succeeds`` is false. Returns its output."""
     completed = subprocess.run(
         [
             dbt_executable(),
@@ -219,7 +217,6 @@ def run_dbt(
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **(env or {})},
     )
     assert (completed.returncode == 0) == succeeds, completed.stdout[-5000:]
     return completed.stdout

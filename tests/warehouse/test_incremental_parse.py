@@ -112,7 +112,8 @@ def test_profile_events_follow_the_parse_incrementally(platform_home: Paths) -> 
         "--select",
         "int_web__events_parsed",
         "int_web__profile_events",
-        env={"INBOXGRAPH_DBT_RELANDED_DATES": json.dumps(["2026-11-02"])},
+        "--vars",
+        json.dumps({"relanded_dates": ["2026-11-02"]}),
     )
     incremental = _profile_events(paths)
     assert incremental == [
@@ -162,13 +163,14 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
     _land_esp(paths, "2026-11-06", "a.jsonl", ("e-06", "processed"), ("dup-a", "click"))
     _land_esp(paths, "2026-11-02", "b.jsonl", ("e-02b", "bounce"), ("dup-b", "click"))
     materialize_events(paths)
-    # Dagster names the dates through the environment (dbt's partial parse stays valid).
+    # Dagster names the dates as a dbt var.
     run_dbt(
         paths,
         "run",
         "--select",
         "stg_esp__events",
-        env={"INBOXGRAPH_DBT_RELANDED_ESP_DATES": json.dumps(["2026-11-02"])},
+        "--vars",
+        json.dumps({"relanded_esp_dates": ["2026-11-02"]}),
     )
     incremental = _staged_esp(paths)
 
@@ -222,7 +224,9 @@ def test_incremental_tests_read_the_rows_not_yet_tested_until_they_pass(
     insert("m-dup", "now()::timestamp")
     insert("m-dup", "now()::timestamp")
     failing = sorted(
-        t for t in parse_tests if "unique_" in t or "not_null_int_web__events_parsed_occ" in t
+        t
+        for t in parse_tests
+        if "unique_" in t or "not_null_in_new_rows_int_web__events_parsed_occ" in t
     )
     assert len(failing) == 2
 
@@ -232,8 +236,8 @@ def test_incremental_tests_read_the_rows_not_yet_tested_until_they_pass(
     before = marks()
     for _ in range(2):
         output = _parse_tests(paths, succeeds=False)
-        assert "FAIL 1 unique_int_web__events_parsed_event_id" in output
-        assert "FAIL 2 not_null_int_web__events_parsed_occurred_at" in output
+        assert "FAIL 1 unique_in_new_rows_int_web__events_parsed_event_id" in output
+        assert "FAIL 2 not_null_in_new_rows_int_web__events_parsed_occurred_at" in output
     # Each test keeps its own watermark: the two that fail stay where they were.
     assert {t: marks()[t] for t in failing} == {t: before[t] for t in failing}
     with duckdb.connect(paths.warehouse) as con:

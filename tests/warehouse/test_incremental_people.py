@@ -5,6 +5,7 @@ the identifiers in new events, and of the CRM and the shop."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -42,15 +43,15 @@ def _received_on(paths: Paths, day: str, landing: Landing) -> None:
 BUILD = ("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
 
 
-def _land_and_run(paths: Paths, model: str, *args: str, env: dict[str, str] | None = None) -> None:
+def _land_and_run(paths: Paths, model: str, *args: str) -> None:
     """Land what is new, then build ``model`` and everything it is built from."""
     land(paths)
-    run_dbt(paths, *BUILD, "--select", f"+{model}", *args, env=env)
+    run_dbt(paths, *BUILD, "--select", f"+{model}", *args)
 
 
 def _build(paths: Paths, as_of: datetime, *args: str) -> None:
-    as_of_setting = {"INBOXGRAPH_DBT_AS_OF": as_of.strftime("%Y-%m-%d %H:%M:%S")}
-    _land_and_run(paths, "int_person__web_activity_aggregated", *args, env=as_of_setting)
+    as_of_var = json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")})
+    _land_and_run(paths, "int_person__web_activity_aggregated", *args, "--vars", as_of_var)
 
 
 def _activity(paths: Paths) -> list[tuple]:
@@ -356,8 +357,8 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     late.page(datetime(2026, 11, 1, 15), anonymous_id="anon-idle")
     late.page(datetime(2026, 11, 1, 16), anonymous_id="anon-b")
     _received_on(paths, "2026-11-01", late)
-    relanded = {"INBOXGRAPH_DBT_RELANDED_DATES": '["2026-11-01"]'}
-    _land_and_run(paths, "int_identity__links_collected", env=relanded)
+    relanded = json.dumps({"relanded_dates": ["2026-11-01"]})
+    _land_and_run(paths, "int_identity__links_collected", "--vars", relanded)
     incremental = _links(paths)
     idle_now = _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle"))
     assert idle_now["observations"] == 2

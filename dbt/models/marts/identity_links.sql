@@ -2,9 +2,9 @@
     config(
         materialized='incremental',
         unique_key='link_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook=["delete from {{ this }} where left_type is null", "{{ log_table_metadata() }}"]
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('DBT_INTERNAL_SOURCE.left_type is null'),
+        on_schema_change='sync_all_columns'
     )
 }}
 
@@ -20,7 +20,7 @@
 -- int_identity__links_collected wrote after the newest written_at (its built_at) and the links
 -- of every identifier int_identity__components_resolved resolved again after it (resolved_at),
 -- so the runs that built the graph without this mart are taken in too; it deletes the links
--- that are gone (an empty row each, deleted by the post-hook) and keeps every other row. A full
+-- that are gone (an empty row each, macro merge_removing) and keeps every other row. A full
 -- refresh builds them all, as does the first run on a table without written_at.
 {%- set tracked = is_incremental() and holds_column('written_at') %}
 with

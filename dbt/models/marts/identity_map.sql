@@ -2,15 +2,15 @@
     config(
         materialized='incremental',
         unique_key='identifier_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook="delete from {{ this }} where person_id is null"
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('DBT_INTERNAL_SOURCE.person_id is null'),
+        on_schema_change='sync_all_columns'
     )
 }}
 
 -- One row per identifier: the person it belongs to.
 -- Incremental: a run writes only the identifiers that are new or whose person changed, and
--- deletes those that are gone (an empty row each, deleted by the post-hook), comparing the
+-- deletes those that are gone (an empty row each, macro merge_removing), comparing the
 -- graph with the held rows, so it holds whatever the graph's runs changed since its own last
 -- build. (The persons are read by name: a CTE read twice is materialized whole.)
 with final as (

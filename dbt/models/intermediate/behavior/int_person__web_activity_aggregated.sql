@@ -2,9 +2,9 @@
     config(
         materialized='incremental',
         unique_key='person_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook=["delete from {{ this }} where first_seen_at is null", "{{ log_table_metadata() }}"]
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('DBT_INTERNAL_SOURCE.first_seen_at is null'),
+        on_schema_change='sync_all_columns'
     )
 }}
 
@@ -21,7 +21,8 @@
 --     theirs: a merge, a split, an erasure), the product catalog's categories or the session
 --     timeout, which recompute everyone;
 --   * people who are gone (merged into another, or erased): their row is deleted.
--- A recomputed person without events comes out as an empty row, which the post-hook deletes.
+-- A recomputed person without events comes out as an empty row, which deletes their row
+-- (macro merge_removing).
 -- A full refresh (`dbt build --full-refresh`) computes everyone, as the first build does.
 -- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
 -- whole, while each use's identifier type filter reaches the table scan. For the same reason

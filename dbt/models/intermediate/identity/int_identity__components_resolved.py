@@ -16,8 +16,8 @@ gone) marks its old component: the run resolves the links of every marked compon
 identifiers and of the new ones, which holds every link those identifiers have (a link that
 did not change joins two identifiers of one component; a blocked identifier's links, outside
 every component, change nothing but the rows of their affected ends, the only rows written).
-Their rows are replaced; an identifier that is gone leaves an empty row, which the post-hook
-deletes. `--full-refresh` resolves all.
+Their rows are replaced; an identifier that is gone leaves an empty row, which deletes its row
+(the model's merge clauses). `--full-refresh` resolves all.
 
 Each row also carries its ``identifier_id`` and stable ``person_id`` (the hash of the person's
 anchor identifier), computed here for the rows a run replaces rather than again for every
@@ -132,7 +132,7 @@ def model(dbt, session):
     dbt.config(
         materialized="incremental",
         unique_key=["identifier_type", "identifier_value"],
-        incremental_strategy="delete+insert",
+        incremental_strategy="merge",
         on_schema_change="sync_all_columns",
     )
     rules = _rules(dbt)

@@ -2,9 +2,9 @@
     config(
         materialized='incremental',
         unique_key='link_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook=["delete from {{ this }} where left_type is null", "{{ log_table_metadata() }}"]
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('DBT_INTERNAL_SOURCE.left_type is null'),
+        on_schema_change='sync_all_columns'
     )
 }}
 
@@ -30,7 +30,7 @@
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
 --   * every CRM and shop link (small extracts, read whole each run), of which only those whose
 --     values changed are written; a CRM or shop link no longer extracted comes out as an empty
---     row, which the post-hook deletes. (Rewriting the unchanged ones cost a million rows
+--     row, which deletes its row (macro merge_removing). (Rewriting the unchanged ones cost a million rows
 --     deleted and inserted a run at a million people, and would mark them all as changed for
 --     the identity links mart.)
 --   * every identity override (the seed identity_overrides, read whole), written like the CRM's
@@ -322,8 +322,8 @@ final as (
 
     union all
 
-    -- CRM and shop links no longer extracted and overrides removed: empty rows, deleted by
-    -- the post-hook.
+    -- CRM and shop links no longer extracted and overrides removed: empty rows, which delete
+    -- theirs (macro merge_removing).
     select
         held.link_id,
         null, null, null, null, null, null, null, null, null, null

@@ -2,9 +2,9 @@
     config(
         materialized='incremental',
         unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook=["delete from {{ this }} where not {{ is_profile_event() }}", "{{ log_table_metadata() }}"]
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('not ' ~ is_profile_event('DBT_INTERNAL_SOURCE')),
+        on_schema_change='sync_all_columns'
     )
 }}
 
@@ -16,9 +16,9 @@
 -- Incremental: a run writes the parsed rows built after the newest built_at it holds (both
 -- stamp the start of the run that wrote the row, and the parse comes first in a run), so the
 -- events of a run that parsed without building this model are taken in by the next. A
--- re-parsed event replaces its row (delete+insert on event_id); one that is no longer a profile
--- event (a rewritten file) is written, then deleted by the post-hook with the other events the
--- run brought along.
+-- re-parsed event replaces its row (merge on event_id); one that is no longer a profile event
+-- (a rewritten file) deletes its row, and the other events the run brought along are left out
+-- (macro merge_removing).
 {%- set tracked = is_incremental() and holds_column('built_at') %}
 with parsed as (
     select * from {{ ref('int_web__events_parsed') }}
