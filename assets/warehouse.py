@@ -16,9 +16,10 @@ from dagster_dbt import (
 
 from inboxgraph.crash import stop_when_interrupted
 from inboxgraph.dbt_project import (
+    DBT_PROJECT_DIR,
     build_events,
-    dbt_project,
     ensure_manifest,
+    invocation_dir,
     restore_environment,
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
@@ -236,8 +237,15 @@ class WarehouseConfig(dg.Config):
     full_refresh: bool = False
 
 
+# The manifest the assets are defined from (the runner keeps it current before importing them).
+MANIFEST = ensure_manifest()
+# Lineage follows the project's code and the models' columns, not the data, so every platform
+# home built from this project shares it.
+LINEAGE_CACHE = DBT_PROJECT_DIR / "target" / "inboxgraph_column_lineage.json"
+
+
 @dbt_assets(
-    manifest=ensure_manifest(),
+    manifest=MANIFEST,
     dagster_dbt_translator=translator,
     name="warehouse_dbt_models",
     pool=WAREHOUSE_POOL,
@@ -269,8 +277,7 @@ def warehouse_dbt_models(
             context.log.info(f"{source} dates landed since the last build: {relanded}")
             dbt_vars[name] = relanded
     unique_ids = _unique_ids(context)
-    # The manifest the assets were defined from (ensure_manifest keeps it current).
-    manifest = json.loads(dbt_project.manifest_path.read_text())
+    manifest = json.loads(MANIFEST.read_text())
     reading_as_of = as_of_models(manifest)
     as_of_keys = {key for key, uid in unique_ids.items() if uid in reading_as_of}
     selected = set(context.selected_asset_keys) & set(context.assets_def.keys)
@@ -301,11 +308,10 @@ def warehouse_dbt_models(
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     with stop_when_interrupted(), _restored(saved):
-        invocation = dbt.cli(args, context=context)
-        # Beside the manifest: lineage follows the project's code and the models' columns, not
-        # the data, so every platform home built from this checkout shares it.
+        target = invocation_dir(f"warehouse_dbt_models-{context.run.run_id[:7]}")
+        invocation = dbt.cli(args, context=context, target_path=target)
         lineage = ColumnLineageCache(
-            dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json",
+            LINEAGE_CACHE,
             project_fingerprint(invocation.manifest),
             building=[unique_ids[key] for key in rebuild],
         )

@@ -48,7 +48,7 @@ def test_the_graph_reads_as_a_product(platform_home: Paths) -> None:
     names the lineage graph keeps apart when it shortens them (first 8 and last 9 letters)."""
     import json
 
-    from inboxgraph.dbt_project import dbt_project
+    from inboxgraph.assets.warehouse import MANIFEST
     from inboxgraph.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -65,7 +65,7 @@ def test_the_graph_reads_as_a_product(platform_home: Paths) -> None:
         name = key.path[-1]
         label = f"{name[:8]}…{name[-9:]}" if len(name) > 20 else name
         assert labels.setdefault(label, name) == name, (label, labels[label], name)
-    manifest = json.loads(dbt_project.manifest_path.read_text())
+    manifest = json.loads(MANIFEST.read_text())
     for node in manifest["nodes"].values():
         if node["resource_type"] == "model" and node["fqn"][1] == "marts":
             undescribed = [c for c, props in node["columns"].items() if not props["description"]]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -35,32 +38,56 @@ ROW_COUNT = "dagster/row_count"
 PROJECT_INPUTS = ("models", "macros", "tests", "seeds", "dbt_project.yml", "profiles.yml")
 
 
-def ensure_manifest(refresh: bool = False) -> Path:
-    """Parse the dbt project when no manifest exists yet (a fresh checkout) or when asked.
+def target_dir() -> Path:
+    """The dbt target directory of the configuration this process runs with: one per set of
+    the variables the profile reads (a platform home's warehouse and lake, the target), so
+    homes that share the project each keep their manifest and dbt's partial parse (dbt parses
+    the whole project again whenever the profile differs from its last parse's), and each
+    home's runs write their artifacts beside them."""
+    with _parse_environment():
+        values = json.dumps({name: os.environ.get(name, "") for name in PARSE_VARIABLES})
+    key = hashlib.sha256(values.encode()).hexdigest()[:12]
+    return DBT_PROJECT_DIR / "target" / f"config-{key}"
 
-    The manifest records relation names, whose catalog is the warehouse file's name, so a run
-    re-parses against the configuration it runs with. A refresh is skipped when the project's
-    files and those variables are what the current manifest was parsed from.
-    """
-    manifest = dbt_project.manifest_path
+
+def ensure_manifest(refresh: bool = False) -> Path:
+    """The manifest of this process's configuration (:func:`target_dir`), parsed when none
+    exists yet (a fresh checkout, a new home) or when asked and the project's files changed
+    since it was parsed."""
+    target = target_dir()
+    manifest = target / "manifest.json"
     with _parse_environment():
         stamp = _manifest_stamp()
-        stamp_path = manifest.parent / "inboxgraph_parse_stamp.json"
+        stamp_path = target / "inboxgraph_parse_stamp.json"
         current = manifest.exists() and stamp_path.exists() and stamp_path.read_text() == stamp
         if not manifest.exists() or (refresh and not current):
             # One parse at a time: dbt writes the manifest in place, and processes that share
-            # the project (a code server and the command line) would read it half written.
-            manifest.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(manifest.parent / ".inboxgraph-parse.lock"):
+            # the configuration (a code server and the command line) would read it half written.
+            target.mkdir(parents=True, exist_ok=True)
+            with FileLock(target / ".inboxgraph-parse.lock"):
                 current = stamp_path.exists() and stamp_path.read_text() == stamp
                 if not manifest.exists() or (refresh and not current):
-                    dbt_cli().cli(["--quiet", "parse"], target_path=dbt_project.target_path).wait()
+                    dbt_cli().cli(["--quiet", "parse"], target_path=target).wait()
                     stamp_path.write_text(stamp)
     return manifest
 
 
+def invocation_dir(name: str) -> Path:
+    """A new target directory for one dbt invocation of this configuration, holding a copy of
+    its partial parse, so dbt parses only what changed since (dagster-dbt copies the one of
+    the project's default target directory, which is another configuration's)."""
+    target = target_dir()
+    path = target / f"{name}-{uuid.uuid4().hex[:7]}"
+    path.mkdir(parents=True)
+    partial = target / "partial_parse.msgpack"
+    if partial.exists():
+        shutil.copyfile(partial, path / partial.name)
+    return path
+
+
 def _manifest_stamp() -> str:
-    """What a parse depends on: the variables' values and the project files' times."""
+    """What a parse depends on: the project files' times (and the variables' values, which
+    also name the directory)."""
     newest = 0
     for name in PROJECT_INPUTS:
         path = DBT_PROJECT_DIR / name

@@ -16,8 +16,14 @@ import pytest
 
 from inboxgraph.activation import BRAZE_BATCH_LIMIT
 from inboxgraph.assets.activation import EXPORT_KEYS, activation_assets
-from inboxgraph.assets.warehouse import translator, warehouse_dbt_models
-from inboxgraph.dbt_project import build_events, dbt_cli, dbt_project
+from inboxgraph.assets.warehouse import LINEAGE_CACHE, MANIFEST, translator, warehouse_dbt_models
+from inboxgraph.dbt_project import (
+    build_events,
+    dbt_cli,
+    ensure_manifest,
+    invocation_dir,
+    target_dir,
+)
 from inboxgraph.definitions import defs
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.resources.lake import LakeResource
@@ -245,19 +251,28 @@ def test_a_failed_blocking_check_stops_every_export(pipeline: tuple[Paths, RunSu
     frame.write_parquet(path)
 
 
-def test_the_as_of_reaches_dbt_without_a_full_parse(pipeline: tuple[Paths, RunSummary]) -> None:
-    """The run's as-of reaches dbt through the environment. Given as --vars (which the project
-    was not parsed with), it would make dbt parse the whole project again on every run."""
+def test_the_as_of_reaches_dbt_and_each_home_keeps_its_own_parse(
+    pipeline: tuple[Paths, RunSummary], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's as-of reaches dbt (as a var). Homes that share the dbt project each keep their
+    manifest and dbt's partial parse: a parse for another home in between leaves this home's
+    alone, so its next dbt command parses only what changed."""
     paths, summary = pipeline
-    # (target_path is relative to the project: dagster-dbt's threaded metadata fetches change
-    # the working directory to the project and could leave it there, which hid that.)
-    (log,) = (dbt_project.project_dir / dbt_project.target_path).glob(
-        f"warehouse_dbt_models-{summary.run_ids[-1][:7]}-*/dbt.log"
-    )
-    text = log.read_text()
-    assert "Unable to do partial parsing" not in text
-    assert "skipping partial parsing" in text or "Partial parsing enabled" in text
     assert _sql(paths, "select distinct as_of from marts.segments") == [(AS_OF,)]
+    here = target_dir()
+    assert list(here.glob(f"warehouse_dbt_models-{summary.run_ids[-1][:7]}-*/dbt.log"))
+    with monkeypatch.context() as patch:
+        patch.setenv("INBOXGRAPH_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+        patch.setenv("INBOXGRAPH_LAKE_URL", str(tmp_path / "lake"))
+        other = ensure_manifest()
+    assert other.exists() and other.parent != here
+    listed = dbt_cli().cli(
+        ["ls", "--select", "customer_profiles"], target_path=invocation_dir("ls")
+    )
+    assert listed.is_successful()
+    log = (listed.target_path / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log
+    assert "Partial parsing enabled" in log or "skipping partial parsing" in log
 
 
 def test_a_rerun_carries_the_column_lineage_from_the_cache(
@@ -276,16 +291,15 @@ def test_a_rerun_carries_the_column_lineage_from_the_cache(
 
     first = lineage()
     assert first.deps_by_column["person_id"], "the profiles have column lineage"
-    cache_path = dbt_project.manifest_path.parent / "inboxgraph_column_lineage.json"
-    cache = orjson.loads(cache_path.read_text())
+    cache = orjson.loads(LINEAGE_CACHE.read_text())
     assert "model.inboxgraph.customer_profiles" in cache["models"]
     built = {
         str(spec.metadata["dagster_dbt/unique_id"])
         for spec in warehouse_dbt_models.specs
         if "dagster_dbt/unique_id" in spec.metadata
     }
-    fingerprint = project_fingerprint(orjson.loads(dbt_project.manifest_path.read_bytes()))
-    held = ColumnLineageCache(cache_path, fingerprint, building=built)
+    fingerprint = project_fingerprint(orjson.loads(MANIFEST.read_bytes()))
+    held = ColumnLineageCache(LINEAGE_CACHE, fingerprint, building=built)
     assert held.reusable, sorted(built - held.models.keys())
     rerun(paths)
     assert lineage() == first
@@ -295,11 +309,11 @@ def test_each_model_arrives_with_its_metadata_while_dbt_runs(
     pipeline: tuple[Paths, RunSummary], tmp_path: Path
 ) -> None:
     """Each model's event comes as dbt finishes it, before dbt exits, with the row count and
-    column schema the project's post-hook logged (a table's count taken after its own
-    post-hook deleted rows), and its column lineage when asked for."""
+    column schema the project's post-hook logged (a table's count taken after its merge
+    deleted rows), and its column lineage when asked for."""
     paths, _ = pipeline
     # A view, incremental tables with nothing new (the warehouse stays as it was), one whose
-    # own post-hook deletes rows, and a mart.
+    # merge deletes rows, and a mart.
     models = [
         "stg_hubspot__contacts",
         "int_web__events_parsed",
@@ -309,7 +323,7 @@ def test_each_model_arrives_with_its_metadata_while_dbt_runs(
     ]
     invocation = dbt_cli().cli(
         ["run", "--select", " ".join(models)],
-        manifest=dbt_project.manifest_path,
+        manifest=MANIFEST,
         dagster_dbt_translator=translator,
         target_path=tmp_path / "target",
     )
