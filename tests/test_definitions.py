@@ -92,3 +92,29 @@ def test_importing_the_definitions_changes_no_variable(tmp_path: object) -> None
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert ran.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_schedule_skips_a_tick_while_a_refresh_is_unfinished(platform_home: Paths) -> None:
+    """A refresh that overruns the cron (a minute's cron in a demo, a slow night) does not stack
+    runs behind the warehouse's single writer: the tick is skipped and says which run it waits
+    for; once that run has finished, the next tick starts a refresh."""
+    from inboxgraph.definitions import nightly_refresh
+
+    with dg.instance_for_test() as instance:
+        tick = nightly_refresh(dg.build_schedule_context(instance=instance))
+        assert isinstance(tick, dg.RunRequest)
+
+        run = instance.create_run_for_job(dg.GraphDefinition("refresh_warehouse").to_job())
+        instance.handle_run_event(
+            run.run_id,
+            dg.DagsterEvent(
+                event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name
+            ),
+        )
+        skipped = nightly_refresh(dg.build_schedule_context(instance=instance))
+        assert isinstance(skipped, dg.SkipReason)
+        assert run.run_id in skipped.skip_message and "started" in skipped.skip_message
+
+        instance.report_run_failed(instance.get_run_by_id(run.run_id))
+        tick = nightly_refresh(dg.build_schedule_context(instance=instance))
+        assert isinstance(tick, dg.RunRequest)

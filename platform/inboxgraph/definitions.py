@@ -71,14 +71,39 @@ suggest_job = dg.define_asset_job(
     description="Score probable duplicate people (splink) into marts.identity_suggestions.",
 )
 
-nightly_refresh = dg.ScheduleDefinition(
+# A run of the refresh in one of these is still to finish.
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@dg.schedule(
     name="nightly_refresh",
     job=refresh_job,
     cron_schedule=nightly_cron(),
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly batch: incremental extracts, then profiles, segments and exports.",
+    description="Nightly batch: incremental extracts, then profiles, segments and exports. "
+    "A tick while a refresh is still queued or running is skipped.",
 )
+def nightly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Start the refresh, unless one has not finished yet: an overrunning refresh (or a cron
+    shorter than a refresh) never stacks runs behind the warehouse's single writer, each
+    holding a run worker while it waits."""
+    unfinished = context.instance.get_run_records(
+        dg.RunsFilter(job_name=refresh_job.name, statuses=UNFINISHED), limit=1
+    )
+    if unfinished:
+        run = unfinished[0].dagster_run
+        return dg.SkipReason(
+            f"refresh_warehouse run {run.run_id} is {run.status.value.lower()}: this tick is "
+            "skipped, the next one starts a refresh once it has finished"
+        )
+    return dg.RunRequest()
+
 
 defs = dg.Definitions(
     assets=dg.map_asset_specs(
