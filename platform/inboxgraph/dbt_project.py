@@ -86,16 +86,15 @@ def invocation_dir(name: str) -> Path:
 
 
 def _manifest_stamp() -> str:
-    """What a parse depends on: the project files' times (and the variables' values, which
-    also name the directory)."""
+    """What a parse depends on beyond the variables that name its directory: the project
+    files' times."""
     newest = 0
     for name in PROJECT_INPUTS:
         path = DBT_PROJECT_DIR / name
         files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
         for file in files:
             newest = max(newest, file.stat().st_mtime_ns)
-    values = {name: os.environ.get(name, "") for name in PARSE_VARIABLES}
-    return json.dumps({"variables": values, "newest_file_ns": newest}, sort_keys=True)
+    return json.dumps({"newest_file_ns": newest})
 
 
 @contextmanager

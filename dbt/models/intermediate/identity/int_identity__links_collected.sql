@@ -30,9 +30,9 @@
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
 --   * every CRM and shop link (small extracts, read whole each run), of which only those whose
 --     values changed are written; a CRM or shop link no longer extracted comes out as an empty
---     row, which deletes its row (macro merge_removing). (Rewriting the unchanged ones cost a million rows
---     deleted and inserted a run at a million people, and would mark them all as changed for
---     the identity links mart.)
+--     row, which deletes its row (macro merge_removing). (Rewriting the unchanged ones cost a
+--     million rows deleted and inserted a run at a million people, and would mark them all as
+--     changed for the identity links mart.)
 --   * every identity override (the seed identity_overrides, read whole), written like the CRM's
 --     and the shop's links: one row per rule, kept apart from any observed link between the
 --     same two identifiers (its link_id names the rule).
