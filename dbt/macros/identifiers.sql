@@ -28,14 +28,11 @@
 
 {#- Older received dates of a lake event table landed again since its incremental model was
     last built, which the model reads besides its window: `web_events` (var relanded_dates) or
-    `esp_events` (var relanded_esp_dates), each a list of ISO dates (or its JSON text). Dagster
-    names them for the run (assets/warehouse.py). -#}
+    `esp_events` (var relanded_esp_dates), each a list of ISO dates. Dagster names them for the
+    run (assets/warehouse.py). -#}
 {% macro relanded_dates(source='web_events') -%}
-    {%- set value = var({'web_events': 'relanded_dates', 'esp_events': 'relanded_esp_dates'}[source], none) -%}
-    {%- if value is string -%}
-        {%- set value = fromjson(value) -%}
-    {%- endif -%}
-    {{ return(value or []) }}
+    {%- set name = {'web_events': 'relanded_dates', 'esp_events': 'relanded_esp_dates'}[source] -%}
+    {{ return(var(name, none) or []) }}
 {%- endmacro %}
 
 {#- Fractional days from `earlier` to `later`; null when either is null. -#}
