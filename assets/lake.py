@@ -25,7 +25,15 @@ from inboxgraph.resources.sources import (
     HubspotContactsSource,
     ShopDatabase,
 )
-from inboxgraph.transforms import enrichment, esp_events, hubspot, shop, web_events
+from inboxgraph.transforms import (
+    enrichment,
+    esp_events,
+    ga4_events,
+    hubspot,
+    mixpanel_events,
+    shop,
+    web_events,
+)
 from inboxgraph.transforms.common import empty_quarantine, field_counts, split_quarantine
 
 # Recorded with every materialization (and in the audit trail): bump when a lake transform
@@ -34,6 +42,8 @@ CODE_VERSION = "lake-1"
 
 SOURCE_SPECS = {
     "web_events": ("web", "Segment Spec events from the website and apps, as landed."),
+    "ga4_events": ("web", "Google Analytics 4 events, as BigQuery exports them."),
+    "mixpanel_events": ("web", "Mixpanel events, as its Raw Event Export API returns them."),
     "esp_events": ("esp", "SendGrid Event Webhook events (deliveries, opens, clicks, bounces)."),
     "hubspot_contacts": ("crm", "HubSpot CRM contacts (v3 API payloads)."),
     "shop_customers": ("shop", "The shop database's customers table."),
@@ -264,6 +274,8 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
 
 web_events_lake = _event_lake_asset("web_events", web_events)
 esp_events_lake = _event_lake_asset("esp_events", esp_events)
+ga4_events_lake = _event_lake_asset("ga4_events", ga4_events)
+mixpanel_events_lake = _event_lake_asset("mixpanel_events", mixpanel_events)
 
 
 # ------------------------------------------------------------------ incremental sources
@@ -538,6 +550,8 @@ web_events_stream = dg.AssetSpec(
 
 lake_assets = [
     web_events_lake,
+    ga4_events_lake,
+    mixpanel_events_lake,
     esp_events_lake,
     hubspot_contacts_lake,
     shop_tables,

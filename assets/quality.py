@@ -29,6 +29,8 @@ BLOCKING_MARTS = {"customer_profiles", "identity_map", "segment_memberships"}
 LOAD_COLUMN = {
     "web_events": "received_date",
     "esp_events": "received_date",
+    "ga4_events": "received_date",
+    "mixpanel_events": "received_date",
     "hubspot_contacts": "extracted_at",
     "shop_customers": "extracted_at",
     "shop_orders": "extracted_at",
@@ -137,24 +139,28 @@ def lake_contracts(
     with lake_connection(lake, sources, received, partitioned) as connection:
         viewed = lake_views(connection)
         for key, source in zip(keys, sources, strict=True):
-            if received is not None and source in partitioned and source not in viewed:
-                # An empty partition (no ESP events on a day): no row is new. An empty
+            if source in partitioned and source not in viewed:
+                # An empty partition (no ESP events on a day), or an event source this shop
+                # does not use (no GA4 export ever landed): no row to check. An empty
                 # volume is the volume drift check's to judge.
                 yield _nothing_landed(key, received)
                 continue
             yield _check_result(verify(LAKE_CONTRACT_FILES[source], connection), key)
 
 
-def _nothing_landed(key: dg.AssetCheckKey, received: tuple[str, str]) -> dg.AssetCheckResult:
-    first, last = received
-    dates = first if first == last else f"{first} to {last}"
+def _nothing_landed(key: dg.AssetCheckKey, received: tuple[str, str] | None) -> dg.AssetCheckResult:
+    if received is None:
+        where = "nothing has landed"
+    else:
+        first, last = received
+        where = f"nothing landed on {first if first == last else f'{first} to {last}'}"
     return dg.AssetCheckResult(
         asset_key=key.asset_key,
         check_name=key.name,
         passed=True,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"nothing landed on {dates}: no row to check",
-        metadata={"received_dates": list(received), "rows_checked": 0},
+        description=f"{where}: no row to check",
+        metadata={"received_dates": list(received or ()), "rows_checked": 0},
     )
 
 

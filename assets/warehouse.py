@@ -24,6 +24,7 @@ from inboxgraph.dbt_project import (
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
+from inboxgraph.partitions import WEB_SOURCES
 from inboxgraph.rebuild import (
     AS_OF,
     UNIQUE_ID,
@@ -131,23 +132,24 @@ translator = InboxgraphDbtTranslator(
 )
 
 
-# The incremental models that read one lake event table by received-date window, and the dbt
-# var (macro relanded_dates) naming the older dates they must read again.
+# The dbt vars (macro relanded_dates) naming the older received dates the incremental models
+# must read again: per var, the lake event tables it covers and the models that read them by
+# received-date window. The web analytics sources are one stream of web events in the warehouse.
 INCREMENTAL_EVENT_MODELS = {
-    "web_events": (
+    "relanded_dates": (
+        WEB_SOURCES,
         (
             dg.AssetKey(["warehouse", "int_web__events_parsed"]),
             dg.AssetKey(["warehouse", "int_person__web_activity_aggregated"]),
             dg.AssetKey(["warehouse", "int_identity__links_collected"]),
         ),
-        "relanded_dates",
     ),
-    "esp_events": (
+    "relanded_esp_dates": (
+        ("esp_events",),
         (
             dg.AssetKey(["warehouse", "stg_esp__events"]),
             dg.AssetKey(["warehouse", "int_identity__links_collected"]),
         ),
-        "relanded_esp_dates",
     ),
 }
 
@@ -161,8 +163,9 @@ def _restored(saved: dict[str, str | None]) -> Iterator[None]:
         restore_environment(saved)
 
 
-def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events") -> list[str]:
-    """Received dates of ``source`` landed since its incremental models' last builds started.
+def relanded_event_dates(instance: dg.DagsterInstance, var: str = "relanded_dates") -> list[str]:
+    """Received dates of the lake event tables behind ``var`` landed since their incremental
+    models' last builds started.
 
     The models read by themselves only the received dates newer than the newest they hold;
     every date whose lake partition was written after a build began (a new day, a late or
@@ -170,26 +173,25 @@ def relanded_event_dates(instance: dg.DagsterInstance, source: str = "web_events
     to them, so it is read again. Dates are counted from the oldest of the models' last builds,
     so a run that built only some of them leaves nothing unread for the others.
     """
-    builds = [
-        instance.get_latest_materialization_event(key)
-        for key in INCREMENTAL_EVENT_MODELS[source][0]
-    ]
+    sources, models = INCREMENTAL_EVENT_MODELS[var]
+    builds = [instance.get_latest_materialization_event(key) for key in models]
     started = [run_started(instance, event) for event in builds if event is not None]
     if not started:
         return []
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey(["lake", source]), after_timestamp=min(started)
-        ),
-        limit=10_000,
-    ).records
-    return sorted(
-        {
+    days: set[str] = set()
+    for source in sources:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["lake", source]), after_timestamp=min(started)
+            ),
+            limit=10_000,
+        ).records
+        days.update(
             record.asset_materialization.partition
             for record in records
             if record.asset_materialization and record.asset_materialization.partition
-        }
-    )
+        )
+    return sorted(days)
 
 
 def _unique_ids(context: dg.AssetExecutionContext) -> dict[dg.AssetKey, str]:
@@ -271,10 +273,11 @@ def warehouse_dbt_models(
     # any passes --vars: vars that differ from the last parse's make dbt parse the whole project
     # again (seconds), so a nightly run at now with no late data keeps dbt's partial parse.
     dbt_vars: dict[str, Any] = {"as_of": config.as_of} if config.as_of else {}
-    for source, (_, name) in INCREMENTAL_EVENT_MODELS.items():
-        relanded = relanded_event_dates(context.instance, source)
+    for name, (sources, _) in INCREMENTAL_EVENT_MODELS.items():
+        relanded = relanded_event_dates(context.instance, name)
         if relanded:
-            context.log.info(f"{source} dates landed since the last build: {relanded}")
+            landed = ", ".join(sources)
+            context.log.info(f"{landed} dates landed since the last build: {relanded}")
             dbt_vars[name] = relanded
     unique_ids = _unique_ids(context)
     manifest = json.loads(MANIFEST.read_text())

@@ -9,6 +9,8 @@ from tests.conftest import outside_environment
 
 SOURCES = (
     "web_events",
+    "ga4_events",
+    "mixpanel_events",
     "hubspot_contacts",
     "shop_customers",
     "shop_orders",
@@ -33,7 +35,15 @@ def test_definitions_load_and_the_graph_runs_sources_to_marts(platform_home: Pat
     for mart in ("identity_map", "customer_profiles", "segment_memberships", "segments"):
         assert f"marts/{mart}" in keys
     staging = graph.get(dg.AssetKey(["warehouse", "stg_web__events"]))
-    assert staging.parent_keys == {dg.AssetKey(["lake", "web_events"])}
+    assert staging.parent_keys == {
+        dg.AssetKey(["lake", "web_events"]),
+        dg.AssetKey(["warehouse", "stg_ga4__events"]),
+        dg.AssetKey(["warehouse", "stg_mixpanel__events"]),
+    }
+    for vendor in ("ga4", "mixpanel"):
+        vendor_staging = graph.get(dg.AssetKey(["warehouse", f"stg_{vendor}__events"]))
+        assert vendor_staging.parent_keys == {dg.AssetKey(["lake", f"{vendor}_events"])}
+        assert graph.get(dg.AssetKey(["lake", f"{vendor}_events"])).group_name == "web"
     upstream = graph.get(dg.AssetKey(["marts", "segment_memberships"])).parent_keys
     assert dg.AssetKey(["marts", "customer_profiles"]) in upstream
     assert graph.asset_check_keys, "dbt tests are asset checks"

@@ -74,7 +74,16 @@ def test_sensor_requests_a_run_for_new_files_and_none_once_they_are_landed(
     web, esp = _landing(tmp_path)
     day = received_date_partitions.get_partition_keys()[-2]
     _land(tmp_path, day)
-    resources = {"web_events_source": web, "esp_events_source": esp}
+    resources = {
+        "web_events_source": web,
+        "esp_events_source": esp,
+        "ga4_events_source": EventFolderSource(
+            folder="ga4", source="ga4_events", landing_url=str(tmp_path)
+        ),
+        "mixpanel_events_source": EventFolderSource(
+            folder="mixpanel", source="mixpanel_events", landing_url=str(tmp_path)
+        ),
+    }
     with dg.instance_for_test() as instance:
         result = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in result.run_requests] == [

@@ -27,12 +27,25 @@
 {%- endmacro %}
 
 {#- Older received dates of a lake event table landed again since its incremental model was
-    last built, which the model reads besides its window: `web_events` (var relanded_dates) or
-    `esp_events` (var relanded_esp_dates), each a list of ISO dates. Dagster names them for the
-    run (assets/warehouse.py). -#}
+    last built, which the model reads besides its window: `web_events` (var relanded_dates: the
+    dates of every web analytics source, macro web_sources) or `esp_events` (var
+    relanded_esp_dates), each a list of ISO dates. Dagster names them for the run
+    (assets/warehouse.py). -#}
 {% macro relanded_dates(source='web_events') -%}
     {%- set name = {'web_events': 'relanded_dates', 'esp_events': 'relanded_esp_dates'}[source] -%}
     {{ return(var(name, none) or []) }}
+{%- endmacro %}
+
+{#- The lake tables of the web analytics sources, as an SQL list: one stream of web events in
+    the warehouse (macro web_events_renamed). -#}
+{% macro web_sources() -%}
+    ('web_events', 'ga4_events', 'mixpanel_events')
+{%- endmacro %}
+
+{#- Whether a web event's address is its sender's: a Segment identify's traits, or any Mixpanel
+    event's `$email` / `email` property (a Segment track or group may name another's). -#}
+{% macro names_its_email(message_type, source) -%}
+    ({{ message_type }} = 'identify' or {{ source }} = 'mixpanel_events')
 {%- endmacro %}
 
 {#- Fractional days from `earlier` to `later`; null when either is null. -#}

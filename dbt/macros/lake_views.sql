@@ -3,7 +3,8 @@
     name), so a source is a relation like any other. dbt, DuckDB and Dagster see its columns:
     column lineage reaches back to the lake, and filters on received_date still reach the scan
     (DuckDB inlines views). A table with no files yet gets no view, and a model reading it fails
-    with "does not exist". On another warehouse, load the lake into schema `lake` instead. -#}
+    with "does not exist", unless the source is `optional` (a vendor the shop may not use): it
+    is an empty view of its declared columns. On another warehouse, load the lake into schema `lake` instead. -#}
 {% macro create_lake_views() -%}
     {%- if execute %}
         {%- do run_query('create schema if not exists lake') %}
@@ -16,6 +17,11 @@
                 {%- do run_query(
                     'create or replace view lake.' ~ source.name ~ ' as select * from '
                     ~ lake_scan(source.name)
+                ) %}
+            {%- elif source.meta.get('optional') %}
+                {%- do run_query(
+                    'create or replace view lake.' ~ source.name ~ ' as '
+                    ~ empty_relation(source.columns.values())
                 ) %}
             {%- else %}
                 {%- do run_query('drop view if exists lake.' ~ source.name) %}
@@ -33,4 +39,13 @@
 {#- A table function reading one lake table. -#}
 {% macro lake_scan(name) -%}
     read_parquet('{{ lake_files(name) }}', hive_partitioning = true, union_by_name = true)
+{%- endmacro %}
+
+{#- No rows, with the declared `columns` (each with a data_type). -#}
+{% macro empty_relation(columns) -%}
+    select
+    {%- for column in columns %}
+        cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    limit 0
 {%- endmacro %}

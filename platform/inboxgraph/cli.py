@@ -67,6 +67,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _web_tools(text: str) -> tuple[str, ...]:
+    from inboxgraph.generate.analytics import WEB_TOOLS
+
+    tools = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    unknown = [t for t in tools if t not in WEB_TOOLS]
+    if unknown or not tools:
+        raise argparse.ArgumentTypeError(
+            f"must be some of {', '.join(WEB_TOOLS)}, comma-separated: {text}"
+        )
+    return tools
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -81,7 +93,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
         return 2
     options = GenerateOptions(
-        people=args.people, days=args.days, seed=args.seed, end=args.end or datetime.now(UTC).date()
+        people=args.people,
+        days=args.days,
+        seed=args.seed,
+        end=args.end or datetime.now(UTC).date(),
+        web_tools=args.web_tools,
     )
     started = time.monotonic()
     with tqdm(
@@ -153,6 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{landing} already holds data; running on it (remove it to regenerate)")
     else:
         args.people, args.days, args.seed, args.end = DEMO_PEOPLE, DEMO_DAYS, args.seed, None
+        args.web_tools = ("segment", "ga4", "mixpanel")
         code = cmd_generate(args)
         if code:
             return code
@@ -395,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument(
         "--end", type=_parse_date, default=None, help="last day of data (default: today, UTC)"
+    )
+    gen.add_argument(
+        "--web-tools",
+        type=_web_tools,
+        default=("segment", "ga4", "mixpanel"),
+        help="the shop's web analytics tools, comma-separated: any of segment, ga4, mixpanel "
+        "(default: all three, each tracking a share of the sessions)",
     )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)

@@ -14,13 +14,13 @@ from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
 from inboxgraph.dbt_project import dbt_cli
-from inboxgraph.partitions import nightly_cron
+from inboxgraph.partitions import EVENT_SOURCES, nightly_cron
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.resources.wiring import HOME, source_resources
 from inboxgraph.sensors import alerts_sensor, landing_sensor
 
-EVENT_LAKE_KEYS = [dg.AssetKey(["lake", "web_events"]), dg.AssetKey(["lake", "esp_events"])]
+EVENT_LAKE_KEYS = [dg.AssetKey(["lake", source]) for source in EVENT_SOURCES]
 
 # Daily sources land about once a day, nightly marts are rebuilt once a day: WARN after 26 h
 # without a materialization, FAIL after 30 h. Stream-fed assets carry their own minutes.
@@ -49,7 +49,8 @@ def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
     selection=dg.AssetSelection.assets(*EVENT_LAKE_KEYS),
-    description="Land web and ESP events of the selected received dates in the lake.",
+    description="Land the web (Segment, GA4, Mixpanel) and ESP events of the selected received "
+    "dates in the lake.",
 )
 
 # Runs with this tag write the DuckDB warehouse; the production instance's queue starts one at

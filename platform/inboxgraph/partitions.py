@@ -14,7 +14,16 @@ RECEIVED_DATE = "received_date"
 START_DATE_VARIABLE = "INBOXGRAPH_EVENTS_START_DATE"
 NIGHTLY_CRON_VARIABLE = "INBOXGRAPH_NIGHTLY_CRON"
 DEFAULT_NIGHTLY_CRON = "0 2 * * *"
-EVENT_FOLDERS = ("web_events", "esp_events")
+# The event sources landed per received date: each lake table's name and its landing folder.
+EVENT_SOURCES = {
+    "web_events": "web_events",
+    "esp_events": "esp_events",
+    "ga4_events": "ga4",
+    "mixpanel_events": "mixpanel",
+}
+EVENT_FOLDERS = tuple(EVENT_SOURCES)
+# The web analytics sources: one stream of page views, tracks and identities in the warehouse.
+WEB_SOURCES = ("web_events", "ga4_events", "mixpanel_events")
 # Marks the materialization Dagster records on every partition of a range run, beside which
 # each partition gets its own: readers of a partition's figures skip it.
 PARTITION_RANGE = "partition_range"
@@ -30,11 +39,13 @@ def received_date_of(path: object) -> str | None:
 
 
 def first_landed_day() -> str | None:
-    """The oldest received date with landed web or ESP event files, if any."""
+    """The oldest received date with landed event files of any source, if any."""
     from inboxgraph.resources.sources import EventFolderSource
 
     days = [
-        day for folder in EVENT_FOLDERS for day in EventFolderSource(folder=folder).partitions()[:1]
+        day
+        for folder in EVENT_SOURCES.values()
+        for day in EventFolderSource(folder=folder).partitions()[:1]
     ]
     return min(days, default=None)
 

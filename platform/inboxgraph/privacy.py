@@ -29,6 +29,7 @@ from inboxgraph.activation import mask_email
 from inboxgraph.explain import normalized
 from inboxgraph.objectstore import join, store_for
 from inboxgraph.overrides import overrides_file
+from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.storage import commit, write_atomic, write_bytes_atomic
 from inboxgraph.transforms.sql import query_frame
@@ -46,6 +47,8 @@ IDENTIFIER_COLUMNS = {
         "email": "email",
         "previous_id": "anonymous_id",
     },
+    "ga4_events": {"user_id": "user_id", "user_pseudo_id": "anonymous_id"},
+    "mixpanel_events": {"user_id": "user_id", "device_id": "anonymous_id"},
     "esp_events": {"email": "email"},
     "hubspot_contacts": {"contact_id": "hubspot_id", "email": "email"},
     "shop_customers": {"customer_id": "customer_id", "email": "email"},
@@ -243,9 +246,12 @@ def _scrub_shop(path: Path, person: Person) -> dict[str, int]:
 
 def scrub_landing(landing: Path, person: Person, shop_db_url: str) -> dict[str, int]:
     removed: dict[str, int] = {}
-    for folder, pattern in (("web_events", "*.jsonl*"), ("esp_events", "*.jsonl*")):
-        for path in sorted((landing / folder).rglob(pattern)):
+    for folder in EVENT_SOURCES.values():
+        for path in sorted((landing / folder).rglob("*.jsonl*")):
             if n := _scrub_lines(path, person):
+                removed[str(path)] = n
+        for path in sorted((landing / folder).rglob("*.parquet")):
+            if n := scrub_parquet(path, person):
                 removed[str(path)] = n
     for path in sorted((landing / "hubspot" / "contacts").glob("*.json")):
         if n := _scrub_contacts_page(path, person):
@@ -427,10 +433,44 @@ def drop_tombstoned(
         tombstones=tombstones.select("identifier_hash"),
     )
     erased = flags.filter(pl.col("erased")).get_column("_row")
+    if "reason" in frame.columns and "_raw" in frame.columns:
+        erased = pl.concat([erased, _tombstoned_in_text(frame, set(columns.values()), tombstones)])
     if erased.is_empty():
         return frame, 0
+    erased = erased.unique()
     kept = frame.with_row_index("_row").filter(~pl.col("_row").is_in(erased.implode()))
     return kept.drop("_row"), erased.len()
+
+
+def _tombstoned_in_text(
+    frame: pl.DataFrame, kinds: set[str], tombstones: pl.DataFrame
+) -> pl.Series:
+    """Rows of records that could not be parsed (a quarantine reason) whose raw text names an
+    erased identifier as any of its quoted values: a truncated line keeps its fields unread,
+    and its raw text would otherwise carry the person into the quarantine."""
+    values = (
+        frame.with_row_index("_row")
+        .filter(pl.col("reason").is_not_null())
+        .select("_row", pl.col("_raw").str.extract_all(r'"[^"\\]{1,320}"').alias("_value"))
+        .explode("_value")
+        .drop_nulls("_value")
+        .with_columns(pl.col("_value").str.strip_chars('"').str.strip_chars())
+    )
+    if values.is_empty():
+        return pl.Series("_row", [], dtype=pl.UInt32)
+    keys = [
+        (
+            pl.lit(f"{kind}:")
+            + (pl.col("_value").str.to_lowercase() if kind == "email" else pl.col("_value"))
+        ).alias(f"_h_{kind}")
+        for kind in sorted(kinds)
+    ]
+    flags = query_frame(
+        "tombstone_flags",
+        keyed=values.select("_row", *keys),
+        tombstones=tombstones.select("identifier_hash"),
+    )
+    return flags.filter(pl.col("erased")).get_column("_row")
 
 
 # ---------------------------------------------------------------------- forget

@@ -21,7 +21,7 @@ from filelock import FileLock
 from inboxgraph.crash import process_tags, reclaim_dead_runs, wait_for_pool
 from inboxgraph.dbt_project import ensure_manifest
 from inboxgraph.identity_health import ACCEPT_TAG
-from inboxgraph.partitions import EVENT_FOLDERS, PARTITION_RANGE, received_date_partitions
+from inboxgraph.partitions import EVENT_SOURCES, PARTITION_RANGE, received_date_partitions
 from inboxgraph.project_files import platform_dir
 from inboxgraph.rebuild import UNCHANGED
 from inboxgraph.resources.sources import EventFolderSource
@@ -70,8 +70,10 @@ def prepare_instance(paths: Paths) -> dg.DagsterInstance:
 
 def _event_sources(paths: Paths) -> list[EventFolderSource]:
     return [
-        EventFolderSource(folder=folder, landing_url=paths.landing_url, home=paths.home)
-        for folder in EVENT_FOLDERS
+        EventFolderSource(
+            folder=folder, source=source, landing_url=paths.landing_url, home=paths.home
+        )
+        for source, folder in EVENT_SOURCES.items()
     ]
 
 

@@ -53,7 +53,7 @@ def stale_days(
     stale: dict[str, list[str]] = {}
     for source in sources:
         current = source.fingerprints()
-        key = dg.AssetKey(["lake", source.folder])
+        key = dg.AssetKey(["lake", source.name])
         recorded = ingested_fingerprints(instance, key, set(current))
         for day, print_ in current.items():
             if recorded.get(day) != print_:
@@ -100,15 +100,18 @@ def plan_ingest_runs(
     job_name="ingest_events",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lands web and ESP events of every received date whose files are new or "
-    "changed since its lake partition was built.",
+    description="Lands the events (Segment, GA4, Mixpanel, ESP) of every received date whose "
+    "files are new or changed since its lake partition was built.",
 )
 def landing_sensor(
     context: dg.SensorEvaluationContext,
     web_events_source: EventFolderSource,
     esp_events_source: EventFolderSource,
+    ga4_events_source: EventFolderSource,
+    mixpanel_events_source: EventFolderSource,
 ) -> dg.SensorResult | dg.SkipReason:
-    stale = stale_days(context.instance, [web_events_source, esp_events_source])
+    sources = [web_events_source, esp_events_source, ga4_events_source, mixpanel_events_source]
+    stale = stale_days(context.instance, sources)
     requests, outside = plan_ingest_runs(stale, received_date_partitions.get_partition_keys())
     if outside:
         context.log.warning(

@@ -12,12 +12,13 @@ import orjson
 import polars as pl
 
 from inboxgraph.assets.lake import lake_assets
+from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.resources.wiring import source_resources
 from inboxgraph.settings import Paths
 
-EVENT_KEYS = {"web_events", "esp_events"}
+EVENT_KEYS = set(EVENT_SOURCES)
 
 
 def partitioned_assets() -> list[dg.AssetsDefinition]:
@@ -34,7 +35,7 @@ def batch_keys(*names: str) -> list[dg.AssetKey]:
 
 def landed_days(paths: Paths) -> list[str]:
     days = set()
-    for folder in EVENT_KEYS:
+    for folder in EVENT_SOURCES.values():
         days.update(EventFolderSource(folder=folder, landing_url=paths.landing_url).partitions())
     return sorted(days)
 
@@ -102,8 +103,8 @@ def landing_record_counts(paths: Paths) -> dict[str, dict[str, int]]:
     """Records per source and file, counted straight from the landing zone."""
     landing = Path(paths.landing_url)
     counts: dict[str, dict[str, int]] = {}
-    for source, pattern in (("web_events", "*.jsonl.gz"), ("esp_events", "*.jsonl")):
-        for path in sorted((landing / source).rglob(pattern)):
+    for source, folder in EVENT_SOURCES.items():
+        for path in sorted((landing / folder).rglob("*.jsonl*")):
             data = path.read_bytes()
             if path.suffix == ".gz":
                 data = gzip.decompress(data)

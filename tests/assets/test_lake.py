@@ -57,6 +57,13 @@ def test_each_bad_record_is_quarantined_with_its_reason_and_no_good_one_is(
     esp = reasons(paths, "esp_events")
     assert esp.pop("duplicate_event_id", 0) == report.duplicates.get("esp_events_same_partition", 0)
     assert esp == report.bad.get("esp_events", {})
+    for source, duplicate in (
+        ("ga4_events", "duplicate_event"),
+        ("mixpanel_events", "duplicate_insert_id"),
+    ):
+        found = reasons(paths, source)
+        assert found.pop(duplicate, 0) == report.duplicates.get(f"{source}_same_partition", 0)
+        assert found == report.bad[source], source
     for source in ("hubspot_contacts", "shop_customers", "shop_orders", "enrichment"):
         assert reasons(paths, source) == report.bad.get(source, {}), source
     quarantined = read_table(paths, "web_events", "quarantine")

@@ -5,8 +5,10 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
-from tests.conftest import generate
+from inboxgraph.generate.writer import GenerateOptions, generate_landing
+from tests.conftest import END, generate
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -133,3 +135,47 @@ def test_about_half_a_percent_of_records_are_bad(tmp_path: Path) -> None:
         "impossible_timestamp",
     }
     assert report.duplicates["web_events_same_partition"] > 0
+
+
+def test_the_shop_tracks_its_sessions_with_each_web_analytics_tool_it_uses(
+    tmp_path: Path,
+) -> None:
+    report = generate(tmp_path / "all", people=300, days=10)
+    assert min(report.records[s] for s in ("web_events", "ga4_events", "mixpanel_events")) > 0
+    assert set(report.bad["ga4_events"]) <= {
+        "invalid_json",
+        "missing_identity",
+        "wrong_type",
+        "bad_event_params",
+        "impossible_timestamp",
+    }
+    ga4 = [
+        orjson.loads(line)
+        for path in (tmp_path / "all" / "ga4").rglob("*.jsonl.gz")
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+        if line.endswith(b"}")
+    ]
+    purchases = [row for row in ga4 if row.get("event_name") == "purchase"]
+    assert purchases and all(row["ecommerce"]["transaction_id"] for row in purchases)
+    assert {"page_view", "view_item", "add_to_cart"} <= {row.get("event_name") for row in ga4}
+    mixpanel = [
+        orjson.loads(line)
+        for path in (tmp_path / "all" / "mixpanel").rglob("*.jsonl.gz")
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+        if line.endswith(b"}")
+    ]
+    assert {"$mp_web_page_view", "Product Viewed"} <= {line["event"] for line in mixpanel}
+    # A shop on GA4 alone: no Segment or Mixpanel files, sign-ins as GA4 login events.
+    options = GenerateOptions(people=200, days=10, seed=7, end=END, web_tools=("ga4",))
+    only = generate_landing(tmp_path / "ga4-only", options)
+    assert only.records["web_events"] == only.records["mixpanel_events"] == 0
+    assert not (tmp_path / "ga4-only" / "web_events").exists()
+    logins = [
+        orjson.loads(line)
+        for path in (tmp_path / "ga4-only" / "ga4").rglob("*.jsonl.gz")
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+        if b'"login"' in line and line.endswith(b"}")
+    ]
+    assert logins and all(row["user_id"] and row["user_pseudo_id"] for row in logins)
+    with pytest.raises(ValueError, match="web tools"):
+        GenerateOptions(web_tools=("matomo",))

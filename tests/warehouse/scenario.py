@@ -13,7 +13,7 @@ import json
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -46,6 +46,9 @@ class Landing:
     customers: list[tuple] = field(default_factory=list)
     orders: list[tuple] = field(default_factory=list)
     enrichment: list[dict] = field(default_factory=list)
+    # (received date, record: a dict, or a raw line as text)
+    ga4: list[tuple[str, dict | str]] = field(default_factory=list)
+    mixpanel: list[tuple[str, dict | str]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ web
     def message(
@@ -96,6 +99,66 @@ class Landing:
 
     def alias(self, at: datetime, previous_id: str, user_id: str) -> None:
         self.message("alias", at, None, user_id, previousId=previous_id)
+
+    # ------------------------------------------------------------------ GA4 and Mixpanel
+    def ga4_event(
+        self,
+        name: str,
+        at: datetime,
+        pseudo_id: str | None,
+        user_id: str | None = None,
+        params: dict[str, str | int] | None = None,
+        **fields: object,
+    ) -> dict:
+        """One row of the GA4 BigQuery export (INT64 as JSON strings, as the export writes)."""
+        event_params = [
+            {"key": "ga_session_id", "value": {"int_value": str(int(at.timestamp()) // 1800)}},
+            {"key": "engagement_time_msec", "value": {"int_value": str(next(_ids))}},
+        ]
+        for key, value in (params or {}).items():
+            kind = "int_value" if isinstance(value, int) else "string_value"
+            event_params.append({"key": key, "value": {kind: str(value)}})
+        row = {
+            "event_date": at.strftime("%Y%m%d"),
+            "event_timestamp": str(int(at.replace(tzinfo=UTC).timestamp() * 1_000_000)),
+            "event_name": name,
+            "event_params": event_params,
+            "user_id": user_id,
+            "user_pseudo_id": pseudo_id,
+            "user_properties": [],
+            "device": {"category": "desktop", "web_info": {"browser": "Chrome"}},
+            "geo": {"country": "Germany", "city": "Berlin"},
+            "stream_id": "4242",
+            "platform": "WEB",
+            **fields,
+        }
+        self.ga4.append((at.strftime("%Y-%m-%d"), row))
+        return row
+
+    def mixpanel_event(
+        self,
+        event: str,
+        at: datetime,
+        device_id: str | None,
+        user_id: str | None = None,
+        **properties: object,
+    ) -> dict:
+        """One line of Mixpanel's Raw Event Export."""
+        props: dict = {
+            "time": int(at.replace(tzinfo=UTC).timestamp()),
+            "distinct_id": user_id or f"$device:{device_id}",
+            "$insert_id": f"ins-{next(_ids)}",
+            "$current_url": "https://shop.example.com/",
+            "mp_processing_time_ms": int(at.replace(tzinfo=UTC).timestamp() * 1000) + 900,
+        }
+        if device_id is not None:
+            props["$device_id"] = device_id
+        if user_id is not None:
+            props["$user_id"] = user_id
+        props.update(properties)
+        line = {"event": event, "properties": props}
+        self.mixpanel.append((at.strftime("%Y-%m-%d"), line))
+        return line
 
     # ------------------------------------------------------------------ other sources
     def esp_event(self, email: str, event: str, at: datetime, **fields: object) -> None:
@@ -160,6 +223,15 @@ class Landing:
                 (target / f"batch-{batch}.jsonl").write_bytes(
                     b"".join(orjson.dumps(r) + b"\n" for r in day_records)
                 )
+        for folder, rows in (("ga4", self.ga4), ("mixpanel", self.mixpanel)):
+            by_received: dict[str, list[bytes]] = {}
+            for day, row in rows:
+                line = row.encode() if isinstance(row, str) else orjson.dumps(row)
+                by_received.setdefault(day, []).append(line)
+            for day, lines in by_received.items():
+                target = landing / folder / day
+                target.mkdir(parents=True, exist_ok=True)
+                (target / f"export-{batch}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
         contacts_dir = landing / "hubspot" / "contacts"
         contacts_dir.mkdir(parents=True, exist_ok=True)
         if self.contacts:
@@ -183,7 +255,7 @@ class Landing:
                 writer = csv.DictWriter(handle, fieldnames=["email", "company", "job_title"])
                 writer.writeheader()
                 writer.writerows(self.enrichment)
-        self.web, self.esp, self.contacts = [], [], []
+        self.web, self.esp, self.contacts, self.ga4, self.mixpanel = [], [], [], [], []
         self.customers, self.orders, self.enrichment = [], [], []
 
 

@@ -65,6 +65,8 @@ class Footprint:
     """Everything one person leaves behind, ready to be written by the landing writers."""
 
     web: list[tuple[date, dict | str]] = field(default_factory=list)
+    ga4: list[tuple[date, dict | str]] = field(default_factory=list)
+    mixpanel: list[tuple[date, dict | str]] = field(default_factory=list)
     esp: list[tuple[date, dict | str]] = field(default_factory=list)
     contact: dict | None = None
     customer: tuple | None = None

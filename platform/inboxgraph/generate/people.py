@@ -13,6 +13,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 from inboxgraph.generate import catalog
+from inboxgraph.generate.analytics import WEB_TOOLS
 from inboxgraph.generate.commerce import CommerceSimulation
 from inboxgraph.generate.esp import EspSimulation
 from inboxgraph.generate.footprint import (
@@ -39,8 +40,18 @@ from inboxgraph.generate.web import WebSimulation
 class PersonSimulator(WebSimulation, CommerceSimulation, EspSimulation):
     """Builds the footprint of person ``index`` for a window of days ending at ``end``."""
 
-    def __init__(self, seed: int, start: date, end: date, products: tuple) -> None:
+    def __init__(
+        self,
+        seed: int,
+        start: date,
+        end: date,
+        products: tuple,
+        web_tools: tuple[str, ...] = WEB_TOOLS,
+    ) -> None:
         self.seed = seed
+        self.web_tools = web_tools
+        self.default_tool = "segment" if "segment" in web_tools else web_tools[0]
+        self.tool = self.default_tool
         self.start = datetime(start.year, start.month, start.day, tzinfo=UTC)
         self.end_day = end
         self.end = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import orjson
 
 from inboxgraph.generate import catalog
+from inboxgraph.generate.analytics import (
+    P_ORDER_TO_SEGMENT_TOO,
+    TOOL_SOURCE,
+    corrupt_ga4,
+    corrupt_mixpanel,
+    session_tool,
+    to_ga4,
+    to_mixpanel,
+)
 from inboxgraph.generate.footprint import (
     P_ADD_TO_CART,
     P_BAD,
@@ -21,7 +31,14 @@ from inboxgraph.generate.footprint import (
 
 
 class WebSimulation:
-    """Web events, mixed into :class:`~inboxgraph.generate.people.PersonSimulator`."""
+    """Web events, mixed into :class:`~inboxgraph.generate.people.PersonSimulator`: each
+    session tracked by one of the shop's web analytics tools (``web_tools``)."""
+
+    seed: int
+    end_day: object
+    web_tools: tuple[str, ...]
+    default_tool: str
+    tool: str
 
     def _web(
         self,
@@ -51,6 +68,18 @@ class WebSimulation:
             "ip": f"203.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
             "locale": "en-US",
         }
+        tool = self.tool
+        if kind in ("identify", "alias") and "segment" in self.web_tools:
+            tool = "segment"
+        if tool == "ga4":
+            self._land(fp, rng, ts, "ga4", to_ga4(message, rng), corrupt_ga4)
+        elif tool == "mixpanel":
+            self._land(fp, rng, ts, "mixpanel", to_mixpanel(message, rng), corrupt_mixpanel)
+        if tool != "segment":
+            # A web order is also tracked server-side through Segment, half the time.
+            ordered = message.get("event") == "Order Completed" and "segment" in self.web_tools
+            if not (ordered and rng.random() < P_ORDER_TO_SEGMENT_TOO):
+                return
         received = self._received(rng, ts)
         if rng.random() < P_BAD:
             fp.web.append((received, self._corrupt_web(message, rng, fp)))
@@ -61,6 +90,34 @@ class WebSimulation:
             again = received if same_day else min(received + timedelta(days=1), self.end_day)
             fp.web.append((again, message))
             key = "web_events_same_partition" if again == received else "web_events_other_partition"
+            fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
+
+    def _land(
+        self,
+        fp: Footprint,
+        rng: random.Random,
+        ts: datetime,
+        tool: str,
+        record: dict | None,
+        corrupt: Callable[[dict, random.Random], tuple[str, dict | str]],
+    ) -> None:
+        """One GA4 or Mixpanel record (a bad one now and then, a duplicate export rarely)."""
+        if record is None:
+            return
+        events = fp.ga4 if tool == "ga4" else fp.mixpanel
+        source = TOOL_SOURCE[tool]
+        received = self._received(rng, ts)
+        if rng.random() < P_BAD:
+            kind, bad = corrupt(record, rng)
+            fp.count_bad(source, kind)
+            events.append((received, bad))
+            return
+        events.append((received, record))
+        if rng.random() < P_DUPLICATE:
+            same_day = rng.random() < 0.5
+            again = received if same_day else min(received + timedelta(days=1), self.end_day)
+            events.append((again, record))
+            key = f"{source}_{'same' if again == received else 'other'}_partition"
             fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
 
     def _corrupt_web(self, message: dict, rng: random.Random, fp: Footprint) -> dict | str:
@@ -118,6 +175,24 @@ class WebSimulation:
     ) -> None:
         def send(kind: str, at: datetime, **fields: object) -> None:
             self._web(fp, rng, kind, at, anon, uid, ua, **fields)
+
+        self.tool = session_tool(self.seed, anon, started, self.web_tools)
+        try:
+            self._session_events(send, fp, rng, started, may_buy, index, person, state)
+        finally:
+            self.tool = self.default_tool
+
+    def _session_events(
+        self,
+        send: Callable[..., None],
+        fp: Footprint,
+        rng: random.Random,
+        started: datetime,
+        may_buy: bool,
+        index: int,
+        person: dict | None,
+        state: dict | None,
+    ) -> None:
 
         def page(at: datetime, title: str, path: str, **properties: object) -> None:
             url = f"https://shop.example.com{path}"

@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from inboxgraph.generate import catalog
+from inboxgraph.generate.analytics import WEB_TOOLS
 from inboxgraph.generate.footprint import Footprint
 from inboxgraph.generate.people import PersonSimulator
 from inboxgraph.settings import safe_url
@@ -154,6 +155,16 @@ class GenerateOptions:
     seed: int = 42
     end: date = field(default_factory=date.today)
     chunk_size: int = 50_000
+    # The shop's web analytics tools (any of segment, ga4, mixpanel), each tracking a share
+    # of the sessions in its own export format.
+    web_tools: tuple[str, ...] = WEB_TOOLS
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.web_tools) - set(WEB_TOOLS))
+        if unknown or not self.web_tools:
+            raise ValueError(
+                f"web tools must be some of {', '.join(WEB_TOOLS)}; got {', '.join(unknown)}"
+            )
 
 
 @dataclass
@@ -238,7 +249,8 @@ def generate_landing(
     landing.mkdir(parents=True, exist_ok=True)
     start = options.end - timedelta(days=options.days - 1)
     products = catalog.build_products(options.seed)
-    simulator = PersonSimulator(options.seed, start, options.end, products)
+    tools = tuple(t for t in WEB_TOOLS if t in options.web_tools)
+    simulator = PersonSimulator(options.seed, start, options.end, products, tools)
     report = GenerateReport()
 
     shop = _Shop(shop_db_url or f"sqlite:///{landing / 'shop.db'}")
@@ -287,6 +299,8 @@ def generate_landing(
             chunk = chunk_start // options.chunk_size
             web = _DayFiles(landing / "web_events", f"events-{chunk:05d}", compress=True)
             esp = _DayFiles(landing / "esp_events", f"sendgrid-{chunk:05d}", compress=False)
+            ga4 = _DayFiles(landing / "ga4", f"events_{chunk:05d}", compress=True)
+            mixpanel = _DayFiles(landing / "mixpanel", f"export-{chunk:05d}", compress=True)
             customers, orders, items = [], [], []
             chunk_end = min(chunk_start + options.chunk_size, options.people)
             for index in range(chunk_start, chunk_end):
@@ -296,8 +310,14 @@ def generate_landing(
                     web.write(day, _line(record))
                 for day, record in fp.esp:
                     esp.write(day, _line(record))
+                for day, record in fp.ga4:
+                    ga4.write(day, _line(record))
+                for day, record in fp.mixpanel:
+                    mixpanel.write(day, _line(record))
                 report.add("web_events", len(fp.web))
                 report.add("esp_events", len(fp.esp))
+                report.add("ga4_events", len(fp.ga4))
+                report.add("mixpanel_events", len(fp.mixpanel))
                 if fp.contact is not None:
                     pending_contacts.append(fp.contact)
                     report.add("hubspot_contacts")
@@ -312,9 +332,9 @@ def generate_landing(
                     progress(1000)
             if progress is not None and (chunk_end - chunk_start) % 1000:
                 progress((chunk_end - chunk_start) % 1000)
-            web.close()
-            esp.close()
-            report.files += web.opened + esp.opened
+            for files in (web, esp, ga4, mixpanel):
+                files.close()
+                report.files += files.opened
             flush_contacts(final=False)
             shop.insert("customers", customers)
             shop.insert("orders", orders)

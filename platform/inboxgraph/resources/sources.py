@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import dagster as dg
+import duckdb
 import orjson
 import polars as pl
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from inboxgraph.objectstore import join, name_of, store_for
 from inboxgraph.settings import check_location, check_shop_db_url, is_remote, resolve_paths
 
 DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".parquet")
 
 
 def fingerprint(entries: Iterable[str]) -> str:
@@ -77,11 +78,20 @@ def _read_text_file(url: str) -> bytes:
 
 
 class EventFolderSource(dg.ConfigurableResource):
-    """Event files landed per received date: ``<landing>/<folder>/<YYYY-MM-DD>/*.jsonl[.gz]``."""
+    """Event files landed per received date: ``<landing>/<folder>/<YYYY-MM-DD>/*.jsonl[.gz]``
+    (or ``*.parquet``, one record per row, as BigQuery exports GA4 events).
+
+    ``source`` names the lake table the files land in (default: the folder's name).
+    """
 
     folder: str
+    source: str = ""
     landing_url: str = ""
     home: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.source or self.folder
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
@@ -131,6 +141,9 @@ class EventFolderSource(dg.ConfigurableResource):
         """Every non-blank line of every file landed on ``day``, with file and line number."""
         frames = []
         for path in self.files(day):
+            if path.endswith(".parquet"):
+                frames.append(_parquet_lines(path))
+                continue
             lines = pl.read_csv(
                 _read_text_file(path),
                 has_header=False,
@@ -148,6 +161,19 @@ class EventFolderSource(dg.ConfigurableResource):
                 .select(list(RAW_SCHEMA))
             )
         return pl.concat(frames) if frames else pl.DataFrame(schema=RAW_SCHEMA)
+
+
+def _parquet_lines(url: str) -> pl.DataFrame:
+    """Each row of a Parquet export as one JSON document (nested columns as JSON objects and
+    arrays), so that it is validated like a line of a JSON export; unreadable files raise."""
+    data = store_for(url).read_bytes(url)
+    table = pl.read_parquet(data).to_arrow()
+    with duckdb.connect() as connection:
+        connection.register("exported", table)
+        raw = connection.sql("select to_json(exported)::varchar as _raw from exported").pl()
+    return raw.with_row_index("_line", offset=1).select(
+        "_raw", pl.lit(url).alias("_source_file"), pl.col("_line").cast(pl.Int64)
+    )
 
 
 HUBSPOT_FIELDS = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.sources import (
     EnrichmentSource,
@@ -19,8 +20,12 @@ LANDING = dg.EnvVar("INBOXGRAPH_LANDING_URL")
 def source_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "lake": LakeResource(url=dg.EnvVar("INBOXGRAPH_LAKE_URL"), home=HOME),
-        "web_events_source": EventFolderSource(folder="web_events", landing_url=LANDING, home=HOME),
-        "esp_events_source": EventFolderSource(folder="esp_events", landing_url=LANDING, home=HOME),
+        **{
+            f"{source}_source": EventFolderSource(
+                folder=folder, source=source, landing_url=LANDING, home=HOME
+            )
+            for source, folder in EVENT_SOURCES.items()
+        },
         "crm": HubspotContactsSource(landing_url=LANDING, home=HOME),
         "shop_db": ShopDatabase(url=dg.EnvVar("INBOXGRAPH_SHOP_DB_URL"), home=HOME),
         "enrichment_files": EnrichmentSource(landing_url=LANDING, home=HOME),

@@ -20,8 +20,8 @@
 --
 -- Incremental: each kind of link comes from one source, and a run recomputes from all of their
 -- events only the links the new events can touch, keeping every other row:
---   * web links made by a parsed event of the window (received after the newest web day this
---     model holds): each is merged with its held row (earliest event, summed observations,
+--   * web links (Segment, GA4, Mixpanel: each link names the source whose event made it first)
+--     made by a parsed event of the window (received after the newest web day this model holds): each is merged with its held row (earliest event, summed observations,
 --     newest day), since the window's events were never counted. When a web day this model
 --     holds is landed again (macro relanded_dates), events it counted may have changed, so the
 --     web links of every user id, and of every anonymous id seen without a user id, in the
@@ -44,7 +44,7 @@
 {%- set tracked = is_incremental() and holds_column('last_received_date') %}
 with
 {% if tracked %}
-{%- set web_start = window_start('last_received_date', "source = 'web_events'") %}
+{%- set web_start = window_start('last_received_date', "source in " ~ web_sources()) %}
 {%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
 {%- set merge_web = not (relanded_dates('web_events') | reject('ge', web_start | string) | list) %}
 {%- if merge_web %}
@@ -100,56 +100,59 @@ web as (
         user_id,
         previous_id,
         traits_email,
+        source,
         min(occurred_at) as occurred_at,
         arg_min(event_id, (occurred_at, event_id)) as event_id,
         count(*) as observations,
         max(received_date) as received_date
     from web_events
-    group by message_type, anonymous_id, user_id, previous_id, traits_email
+    group by message_type, anonymous_id, user_id, previous_id, traits_email, source
 ),
 
 web_links as (
     select 'anonymous_id' as left_type, anonymous_id as left_value,
            'user_id' as right_type, user_id as right_value,
            case when message_type = 'identify' then 'identify' else 'event_ids' end as rule,
-           'web_events' as source, event_id as source_record_id, occurred_at, observations,
-           received_date
+           source, event_id as source_record_id, occurred_at, observations, received_date
     from web
     where anonymous_id is not null and user_id is not null
 
     union all
 
-    select 'user_id', user_id, 'email', traits_email, 'identify_email',
-           'web_events', event_id, occurred_at, observations, received_date
+    select 'user_id', user_id, 'email', traits_email,
+           case when message_type = 'identify' then 'identify_email' else 'event_email' end,
+           source, event_id, occurred_at, observations, received_date
     from web
-    where message_type = 'identify' and user_id is not null and traits_email is not null
+    where {{ names_its_email('message_type', 'source') }}
+        and user_id is not null and traits_email is not null
 
     union all
 
-    select 'anonymous_id', anonymous_id, 'email', traits_email, 'identify_email',
-           'web_events', event_id, occurred_at, observations, received_date
+    select 'anonymous_id', anonymous_id, 'email', traits_email,
+           case when message_type = 'identify' then 'identify_email' else 'event_email' end,
+           source, event_id, occurred_at, observations, received_date
     from web
-    where message_type = 'identify' and user_id is null and anonymous_id is not null
-        and traits_email is not null
+    where {{ names_its_email('message_type', 'source') }}
+        and user_id is null and anonymous_id is not null and traits_email is not null
 
     union all
 
     select 'anonymous_id', previous_id, 'user_id', user_id, 'alias',
-           'web_events', event_id, occurred_at, observations, received_date
+           source, event_id, occurred_at, observations, received_date
     from web
     where message_type = 'alias' and previous_id is not null and user_id is not null
 
     union all
 
     select 'anonymous_id', anonymous_id, 'anonymous_id', anonymous_id, 'observed',
-           'web_events', event_id, occurred_at, observations, received_date
+           source, event_id, occurred_at, observations, received_date
     from web
     where anonymous_id is not null and user_id is null
 
     union all
 
     select 'user_id', user_id, 'user_id', user_id, 'observed',
-           'web_events', event_id, occurred_at, observations, received_date
+           source, event_id, occurred_at, observations, received_date
     from web
     where user_id is not null
 ),
@@ -226,7 +229,7 @@ collected as (
 {%- if tracked and merge_web %}
 
 -- The window's web links with what their held rows counted before. (Only web links are held
--- with source web_events. Testing the window's side in the join condition instead made DuckDB
+-- with a web analytics source. Testing the window's side in the join condition instead made DuckDB
 -- plan a join that ran for minutes at a million people.)
 merged as (
     select
@@ -252,7 +255,7 @@ merged as (
         ) as last_received_date
     from collected
     left join {{ this }} as held
-        on held.link_id = collected.link_id and held.source = 'web_events'
+        on held.link_id = collected.link_id and held.source in {{ web_sources() }}
 ),
 {%- else %}
 

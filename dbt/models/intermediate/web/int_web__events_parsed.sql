@@ -8,7 +8,10 @@
 }}
 
 -- depends_on: {{ source('lake', 'web_events') }}
--- The JSON payloads of web events unpacked once. An incremental run reads only the lake
+-- depends_on: {{ ref('stg_ga4__events') }}
+-- depends_on: {{ ref('stg_mixpanel__events') }}
+-- The JSON payloads of web events (Segment, GA4 and Mixpanel, macro web_events_renamed)
+-- unpacked once. An incremental run reads only the lake
 -- partitions of its window: the received days after the newest one it holds, plus every day
 -- landed since the last build began (macro relanded_dates, set by Dagster). It keeps staging's
 -- rule that the first received copy of a message wins: a message already parsed from a day
@@ -50,7 +53,8 @@ final as (
         {{ json_text('properties', '$.order_id') }} as order_id,
         try_cast({{ json_text('properties', '$.revenue') }} as {{ dbt.type_numeric() }})
             as revenue,
-        {{ json_text('properties', '$.path') }} as page_path
+        {{ json_text('properties', '$.path') }} as page_path,
+        source
     from events
 )
 
