@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # order tests/conftest.py gives them (the longest first).
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 # The inner loop: unit, transform and asset tests (no whole-pipeline runs, no servers).
-FAST_TESTS := tests/test_*.py tests/assets tests/transforms tests/generate tests/quality tests/stream
+FAST_TESTS := tests/test_*.py tests/assets tests/transforms tests/generate tests/quality tests/stream tests/sources
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -19,6 +19,7 @@ from inboxgraph.partitions import PARTITION_RANGE, RECEIVED_DATE, received_date_
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.mixpanel import MixpanelExport
 from inboxgraph.resources.sources import (
     EnrichmentSource,
     EventFolderSource,
@@ -164,7 +165,10 @@ def _partition_metadata(
 
 
 # ------------------------------------------------------------------ daily event sources
-def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition:
+def _event_lake_asset(
+    source: str, transform: ModuleType, landed_by: dg.AssetKey | None = None
+) -> dg.AssetsDefinition:
+    """``landed_by``: the asset that saves the source's files into the landing zone, if any."""
     group, description = SOURCE_SPECS[source]
     key = dg.AssetKey(["lake", source])
 
@@ -175,7 +179,7 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
         as_lake_asset = dg.asset(
             key=key,
             group_name=group,
-            deps=[dg.AssetKey(["sources", source])],
+            deps=[dg.AssetKey(["sources", source]), *([landed_by] if landed_by else [])],
             partitions_def=received_date_partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
             kinds={"polars", "parquet"},
@@ -275,7 +279,47 @@ def _event_lake_asset(source: str, transform: ModuleType) -> dg.AssetsDefinition
 web_events_lake = _event_lake_asset("web_events", web_events)
 esp_events_lake = _event_lake_asset("esp_events", esp_events)
 ga4_events_lake = _event_lake_asset("ga4_events", ga4_events)
-mixpanel_events_lake = _event_lake_asset("mixpanel_events", mixpanel_events)
+
+MIXPANEL_EXPORT = dg.AssetKey(["landing", "mixpanel_events"])
+
+
+@dg.asset(
+    key=MIXPANEL_EXPORT,
+    group_name="web",
+    deps=[dg.AssetKey(["sources", "mixpanel_events"])],
+    kinds={"mixpanel", "dlt"},
+    tags={"layer": "landing"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=60),
+    description="Mixpanel's Raw Event Export API, one request per day, saved into "
+    "landing/mixpanel/<day>/ in the export's format (live mode: INBOXGRAPH_MIXPANEL_SECRET set; "
+    "otherwise the shop drops export files there itself). Resumes at the first day not saved, "
+    "re-reading the last two.",
+)
+def mixpanel_export(
+    context: dg.AssetExecutionContext, mixpanel: MixpanelExport
+) -> dg.MaterializeResult:
+    if not mixpanel.enabled:
+        context.log.info(
+            "INBOXGRAPH_MIXPANEL_SECRET is not set: Mixpanel lands from export files only"
+        )
+        return dg.MaterializeResult(metadata={"mode": "files", "days_saved": 0})
+    started = time.monotonic()
+    days = mixpanel.days_to_pull()
+    context.log.info(f"pulling Mixpanel's export of {days[0]} .. {days[-1]} ({len(days)} days)")
+    with stop_when_interrupted():
+        saved = mixpanel.pull(days, context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "api",
+            "days_saved": len(saved),
+            "events_saved": sum(saved.values()),
+            "events_per_day": dg.MetadataValue.json(saved),
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+    )
+
+
+mixpanel_events_lake = _event_lake_asset("mixpanel_events", mixpanel_events, MIXPANEL_EXPORT)
 
 
 # ------------------------------------------------------------------ incremental sources
@@ -549,6 +593,7 @@ web_events_stream = dg.AssetSpec(
 )
 
 lake_assets = [
+    mixpanel_export,
     web_events_lake,
     ga4_events_lake,
     mixpanel_events_lake,

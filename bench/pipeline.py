@@ -78,6 +78,8 @@ class Measure:
 class SizeResult:
     people: int
     web_events: int = 0
+    ga4_events: int = 0
+    mixpanel_events: int = 0
     esp_events: int = 0
     land: Measure | None = None
     full: Measure | None = None
@@ -153,7 +155,9 @@ def inboxgraph(home: Path, *args: str) -> tuple[list[str], dict[str, str]]:
 
 def generate(workdir: Path, people: int, days: int) -> Path:
     """The generated landing zone for ``people`` (days + 1 days), generated once."""
-    data = workdir / "data" / f"people-{people}-days-{days + 1}"
+    # The web analytics tools are in the name: data generated before GA4 and Mixpanel is not
+    # reused for a run that compares with one that has them.
+    data = workdir / "data" / f"people-{people}-days-{days + 1}-segment-ga4-mixpanel"
     report = data / "landing" / "_generator" / "report.json"
     if report.exists():
         log(f"{people:,} people: reusing {data}")
@@ -191,9 +195,11 @@ def link_tree(source: Path, target: Path, skip_day: str | None) -> None:
                 os.link(Path(folder) / name, destination)
 
 
-def event_counts(landing: Path) -> tuple[int, int]:
-    report = json.loads((landing / "_generator" / "report.json").read_text())
-    return report["records"]["web_events"], report["records"]["esp_events"]
+def event_counts(landing: Path) -> dict[str, int]:
+    """Records generated per event source (Segment, GA4, Mixpanel, ESP)."""
+    records = json.loads((landing / "_generator" / "report.json").read_text())["records"]
+    sources = ("web_events", "ga4_events", "mixpanel_events", "esp_events")
+    return {source: records.get(source, 0) for source in sources}
 
 
 # ------------------------------------------------------------------ the engine floor
@@ -379,7 +385,8 @@ def measure_floor(home: Path, as_of: str, name: str) -> Measure:
 def bench_size(workdir: Path, people: int, days: int, smallest: bool) -> SizeResult:
     data = generate(workdir, people, days)
     result = SizeResult(people)
-    result.web_events, result.esp_events = event_counts(data / "landing")
+    for source, count in event_counts(data / "landing").items():
+        setattr(result, source, count)
     home = workdir / f"run-{people}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -455,14 +462,17 @@ def ratios(results: list[SizeResult]) -> dict[str, float | None]:
 
 def table(results: list[SizeResult]) -> str:
     rows = [
-        "| people | web events | ESP events | land events | full refresh | floor | full / floor "
+        "| people | web events (Segment + GA4 + Mixpanel) | ESP events | land events "
+        "| full refresh | floor | full / floor "
         "| incremental (+1 day) | incremental / full | peak memory (full) "
         "| suggestions (splink) | suggestions / full |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows.append(
-            f"| {r.people:,} | {r.web_events:,} | {r.esp_events:,} | {r.land.seconds:.0f} s "
+            f"| {r.people:,} | {r.web_events + r.ga4_events + r.mixpanel_events:,} "
+            f"({r.web_events:,} + {r.ga4_events:,} + {r.mixpanel_events:,}) "
+            f"| {r.esp_events:,} | {r.land.seconds:.0f} s "
             f"| {r.full.seconds:.0f} s | {r.floor.seconds:.0f} s "
             f"| {r.full.seconds / r.floor.seconds:.2f}x | {r.incremental.seconds:.0f} s "
             f"| {r.incremental.seconds / r.full.seconds:.0%} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import dagster as dg
@@ -10,7 +11,7 @@ from inboxgraph.alerts import AlertWebhook
 from inboxgraph.assets.activation import activation_assets
 from inboxgraph.assets.audit import audit_log
 from inboxgraph.assets.identity import SUGGESTIONS, identity_checks, identity_suggestions
-from inboxgraph.assets.lake import lake_assets, source_specs, stream_specs
+from inboxgraph.assets.lake import MIXPANEL_EXPORT, lake_assets, source_specs, stream_specs
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
 from inboxgraph.dbt_project import dbt_cli
@@ -36,12 +37,15 @@ OWNERS = ["team:data-platform"]
 
 # Assets materialized when someone asks for them, never by a schedule: no freshness to keep.
 ON_DEMAND = {SUGGESTIONS}
+# Pulls from vendors' APIs, run by their own jobs; their lake tables carry the freshness.
+PULLS = {MIXPANEL_EXPORT}
 
 
 def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     if not spec.owners:
         spec = spec.replace_attributes(owners=OWNERS)
-    if spec.freshness_policy is not None or spec.key.path[0] == "sources" or spec.key in ON_DEMAND:
+    exempt = spec.key.path[0] == "sources" or spec.key in ON_DEMAND | PULLS
+    if spec.freshness_policy is not None or exempt:
         return spec
     return spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)
 
@@ -60,9 +64,17 @@ WAREHOUSE_WRITER_TAGS = {"inboxgraph/warehouse": "writer"}
 refresh_job = dg.define_asset_job(
     "refresh_warehouse",
     tags=WAREHOUSE_WRITER_TAGS,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*EVENT_LAKE_KEYS, *ON_DEMAND),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(*EVENT_LAKE_KEYS, *ON_DEMAND, *PULLS),
     description="Extract the CRM, the shop and enrichment, rebuild the warehouse and marts, "
     "check them, export audiences and record the audit trail.",
+)
+
+pull_mixpanel_job = dg.define_asset_job(
+    "pull_mixpanel",
+    selection=dg.AssetSelection.assets(MIXPANEL_EXPORT),
+    description="Save Mixpanel's Raw Event Export of the days not yet saved (and the last two) "
+    "into the landing zone; the landing_sensor lands them.",
 )
 
 suggest_job = dg.define_asset_job(
@@ -106,6 +118,28 @@ def nightly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     return dg.RunRequest()
 
 
+@dg.schedule(
+    name="mixpanel_hourly",
+    job=pull_mixpanel_job,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Pulls Mixpanel's export every hour when INBOXGRAPH_MIXPANEL_SECRET is set "
+    "(three requests of the API's 60 an hour).",
+)
+def mixpanel_hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    if not os.environ.get("INBOXGRAPH_MIXPANEL_SECRET"):
+        return dg.SkipReason(
+            "INBOXGRAPH_MIXPANEL_SECRET is not set: Mixpanel lands from export files only"
+        )
+    unfinished = context.instance.get_run_records(
+        dg.RunsFilter(job_name=pull_mixpanel_job.name, statuses=UNFINISHED), limit=1
+    )
+    if unfinished:
+        return dg.SkipReason(f"pull_mixpanel run {unfinished[0].dagster_run.run_id} is unfinished")
+    return dg.RunRequest()
+
+
 defs = dg.Definitions(
     assets=dg.map_asset_specs(
         _with_project_policies,
@@ -120,8 +154,8 @@ defs = dg.Definitions(
         ],
     ),
     asset_checks=[*quality_checks, *identity_checks],
-    jobs=[ingest_events_job, refresh_job, suggest_job],
-    schedules=[nightly_refresh],
+    jobs=[ingest_events_job, refresh_job, suggest_job, pull_mixpanel_job],
+    schedules=[nightly_refresh, mixpanel_hourly],
     sensors=[landing_sensor, alerts_sensor],
     resources={
         **source_resources(),
@@ -145,6 +179,10 @@ def ingest_events() -> dg.JobDefinition:
 
 def refresh_warehouse() -> dg.JobDefinition:
     return defs.resolve_job_def("refresh_warehouse")
+
+
+def pull_mixpanel() -> dg.JobDefinition:
+    return defs.resolve_job_def("pull_mixpanel")
 
 
 def suggest_identities() -> dg.JobDefinition:

@@ -52,7 +52,8 @@ def first_landed_day() -> str | None:
 
 def events_start_date(today: date | None = None) -> str:
     """The first event partition: INBOXGRAPH_EVENTS_START_DATE when set (the start a production
-    backfill needs), else the oldest landed received date, else today.
+    backfill needs), else the oldest landed received date (or the first day the Mixpanel pull
+    will save, when it is on), else today.
 
     Partitions are part of the definitions' structure, which Dagster reads when it loads the
     code location, so this is read then (a code location reloaded after older files landed
@@ -66,7 +67,14 @@ def events_start_date(today: date | None = None) -> str:
             raise ValueError(
                 f"{START_DATE_VARIABLE}={configured!r} is not a date; use YYYY-MM-DD"
             ) from None
-    return first_landed_day() or (today or datetime.now(UTC).date()).isoformat()
+    today = today or datetime.now(UTC).date()
+    days = [first_landed_day() or today.isoformat()]
+    if os.environ.get("INBOXGRAPH_MIXPANEL_SECRET"):
+        # The first day the Mixpanel pull saves is a received date to come.
+        from inboxgraph.resources.mixpanel import first_day
+
+        days.append(first_day(os.environ.get("INBOXGRAPH_MIXPANEL_START_DATE", ""), today))
+    return min(days)
 
 
 def nightly_cron() -> str:

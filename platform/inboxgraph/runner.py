@@ -8,6 +8,7 @@ under DAGSTER_HOME, so ``dagster dev`` shows them.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,6 +166,17 @@ def run_pipeline(
     instance = prepare_instance(paths)
     reclaim_dead_runs(instance, log)
     summary = RunSummary()
+    if os.environ.get("INBOXGRAPH_MIXPANEL_SECRET"):
+        log("pull_mixpanel: Mixpanel's export of the days not yet saved")
+        result = dg.execute_job(
+            dg.reconstructable(definitions.pull_mixpanel),
+            instance=instance,
+            run_config=CONSOLE_LOGGING,
+            tags={**process_tags(), "inboxgraph/trigger": "cli"},
+        )
+        _collect(result, summary)
+        if not result.success:
+            log(f"pull_mixpanel failed (run {result.run_id}); landing what was saved")
     partition_keys = received_date_partitions.get_partition_keys()
     valid = set(partition_keys)
     days = landed_days(paths)

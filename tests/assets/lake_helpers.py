@@ -21,12 +21,21 @@ from inboxgraph.settings import Paths
 EVENT_KEYS = set(EVENT_SOURCES)
 
 
+def _event_lake_asset(asset: dg.AssetsDefinition) -> bool:
+    return any(k.path[0] == "lake" and k.path[-1] in EVENT_KEYS for k in asset.keys)
+
+
 def partitioned_assets() -> list[dg.AssetsDefinition]:
-    return [a for a in lake_assets if any(k.path[-1] in EVENT_KEYS for k in a.keys)]
+    return [a for a in lake_assets if _event_lake_asset(a)]
 
 
 def batch_assets() -> list[dg.AssetsDefinition]:
-    return [a for a in lake_assets if not any(k.path[-1] in EVENT_KEYS for k in a.keys)]
+    """The extracts of the CRM, the shop and enrichment (not the events or their pulls)."""
+    return [
+        a
+        for a in lake_assets
+        if all(k.path[0] == "lake" for k in a.keys) and not _event_lake_asset(a)
+    ]
 
 
 def batch_keys(*names: str) -> list[dg.AssetKey]:

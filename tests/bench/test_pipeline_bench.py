@@ -35,6 +35,7 @@ def test_pipeline_bench_runs_end_to_end_and_matches_the_floor(tmp_path: Path) ->
     (size,) = report["sizes"]
     assert size["people"] == 150
     assert size["web_events"] > 0 and size["esp_events"] > 0
+    assert size["ga4_events"] > 0 and size["mixpanel_events"] > 0
     outputs = {"marts.identity_map", "marts.customer_profiles", "marts.segment_memberships"}
     # Every output was compared with the floor, after the full refresh and after the new day.
     assert size["full_equal"] == dict.fromkeys(outputs, 0)

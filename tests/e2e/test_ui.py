@@ -18,6 +18,7 @@ import psutil
 import pytest
 from polars.testing import assert_frame_equal
 
+from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.runner import INSTANCE_TEMPLATE
 from tests.conftest import generate, inboxgraph_cli, processes_ended
 from tests.e2e.dagster_ui import DagsterUI, ui_environment
@@ -105,7 +106,13 @@ def test_every_ui_launch_path_runs_the_platform(
     # The instance `inboxgraph` creates in a new home (platform/dagster.yaml).
     Path(env["DAGSTER_HOME"]).mkdir()
     shutil.copyfile(INSTANCE_TEMPLATE, Path(env["DAGSTER_HOME"]) / "dagster.yaml")
-    days = sorted(p.name for p in (ui_home / "landing" / "web_events").iterdir())
+    days = sorted(
+        {
+            p.name
+            for folder in EVENT_SOURCES.values()
+            for p in (ui_home / "landing" / folder).iterdir()
+        }
+    )
     log = tmp_path / "dagster-dev.log"
     with DagsterUI(env, log) as ui:
         instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -248,7 +255,13 @@ def _graph_reads_as_a_product(nodes: dict[str, dict]) -> None:
         return {"/".join(d["path"]) for d in nodes[key]["dependencyKeys"]}
 
     assert deps("lake/web_events") == {"sources/web_events"}
-    assert deps("warehouse/stg_web__events") == {"lake/web_events"}
+    assert deps("warehouse/stg_web__events") == {
+        "lake/web_events",
+        "warehouse/stg_ga4__events",
+        "warehouse/stg_mixpanel__events",
+    }
+    assert deps("warehouse/stg_ga4__events") == {"lake/ga4_events"}
+    assert deps("lake/mixpanel_events") == {"sources/mixpanel_events", "landing/mixpanel_events"}
     assert "warehouse/int_identity__persons_assigned" in deps("marts/identity_map")
     assert "marts/customer_profiles" in deps("marts/segment_memberships")
     assert "marts/audience_members" in deps("activation/mailchimp_export")

@@ -6,6 +6,7 @@ import dagster as dg
 
 from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.mixpanel import MixpanelExport
 from inboxgraph.resources.sources import (
     EnrichmentSource,
     EventFolderSource,
@@ -26,6 +27,15 @@ def source_resources() -> dict[str, dg.ConfigurableResource]:
             )
             for source, folder in EVENT_SOURCES.items()
         },
+        "mixpanel": MixpanelExport(
+            api_url=dg.EnvVar("INBOXGRAPH_MIXPANEL_API_URL"),
+            project_id=dg.EnvVar("INBOXGRAPH_MIXPANEL_PROJECT_ID"),
+            username=dg.EnvVar("INBOXGRAPH_MIXPANEL_USERNAME"),
+            secret=dg.EnvVar("INBOXGRAPH_MIXPANEL_SECRET"),
+            start_date=dg.EnvVar("INBOXGRAPH_MIXPANEL_START_DATE"),
+            landing_url=LANDING,
+            home=HOME,
+        ),
         "crm": HubspotContactsSource(landing_url=LANDING, home=HOME),
         "shop_db": ShopDatabase(url=dg.EnvVar("INBOXGRAPH_SHOP_DB_URL"), home=HOME),
         "enrichment_files": EnrichmentSource(landing_url=LANDING, home=HOME),
