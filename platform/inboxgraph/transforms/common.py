@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import polars as pl
+
+from inboxgraph.transforms.sql import query_frame
 
 EMAIL_PATTERN = r"^[a-z0-9._%+'\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$"
 EARLIEST_PLAUSIBLE = "2000-01-01"
@@ -16,6 +19,31 @@ QUARANTINE_SCHEMA = {
     "_line": pl.Int64,
     "_fingerprint": pl.UInt64,
 }
+
+
+def extract_fields(query: str, lines: pl.DataFrame) -> pl.LazyFrame:
+    """The fields ``sql/<query>.sql`` parses out of raw lines ``(_raw, _source_file, _line)``,
+    beside them.
+
+    Only the parsed fields come back from DuckDB (copying the raw text out again would cost
+    as much as a third of the parse); they are set beside the input rows, whose order DuckDB
+    keeps, and checked line by line (the query returns ``_checked_line``).
+    """
+    fields = query_frame(query, lines=lines.select("_raw", "_line"))
+    if fields.height != lines.height or not fields["_checked_line"].equals(lines["_line"]):
+        raise RuntimeError("JSON extraction changed the order of the lines")
+    return pl.concat(
+        [lines.select("_raw", "_source_file", "_line"), fields.drop("_checked_line")],
+        how="horizontal",
+    ).lazy()
+
+
+def impossible_moment(ts: pl.Expr, received: date) -> pl.Expr:
+    """Null, before any real record of a system built this century, or after the day it was
+    received (a UTC timestamp column)."""
+    latest = pl.lit((received + timedelta(days=1)).isoformat()).str.to_datetime(time_zone="UTC")
+    earliest = pl.lit(EARLIEST_PLAUSIBLE).str.to_datetime(time_zone="UTC")
+    return ts.is_null() | (ts < earliest) | (ts >= latest)
 
 
 def normalize_email(expr: pl.Expr) -> pl.Expr:

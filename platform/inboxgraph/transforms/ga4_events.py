@@ -10,18 +10,18 @@ events differ at least in their moment or parameters (GA4 adds ``ga_session_id``
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
 from inboxgraph.transforms.common import (
-    EARLIEST_PLAUSIBLE,
+    extract_fields,
     fingerprint,
     first_failure,
     flag_duplicates,
+    impossible_moment,
     is_blank,
 )
-from inboxgraph.transforms.sql import query_frame
 
 LANDED_COLUMNS = (
     "event_id",
@@ -116,14 +116,8 @@ NOT_SET = "(not set)"
 
 
 def extract(lines: pl.DataFrame) -> pl.LazyFrame:
-    """The export's fields out of raw lines ``(_raw, _source_file, _line)``, in line order."""
-    fields = query_frame("extract_ga4_events", lines=lines.select("_raw", "_line"))
-    if fields.height != lines.height or not fields["_checked_line"].equals(lines["_line"]):
-        raise RuntimeError("JSON extraction changed the order of the lines")
-    return pl.concat(
-        [lines.select("_raw", "_source_file", "_line"), fields.drop("_checked_line")],
-        how="horizontal",
-    ).lazy()
+    """The fields of each raw line ``(_raw, _source_file, _line)``, beside it, in line order."""
+    return extract_fields("extract_ga4_events", lines)
 
 
 def _clean_id(column: str) -> pl.Expr:
@@ -138,18 +132,12 @@ def _clean_id(column: str) -> pl.Expr:
 
 def validate(lf: pl.LazyFrame, received: date) -> pl.LazyFrame:
     """Add ``reason``: why an event cannot land, or null for a good one."""
-    latest = received + timedelta(days=1)
     occurred = (
         pl.from_epoch(pl.col("event_timestamp"), time_unit="us")
         .dt.replace_time_zone("UTC")
         .alias("occurred_at")
     )
-    earliest = pl.lit(EARLIEST_PLAUSIBLE).str.to_datetime(time_zone="UTC", time_unit="us")
-    impossible = (
-        pl.col("occurred_at").is_null()
-        | (pl.col("occurred_at") < earliest)
-        | (pl.col("occurred_at") >= pl.lit(latest.isoformat()).str.to_datetime(time_zone="UTC"))
-    )
+    impossible = impossible_moment(pl.col("occurred_at"), received)
     timestamp_typed = pl.col("event_timestamp_type").is_in(("BIGINT", "UBIGINT")) | (
         (pl.col("event_timestamp_type") == "VARCHAR") & pl.col("event_timestamp").is_not_null()
     )

@@ -9,20 +9,20 @@ shop sends it with a super property) links to its ids.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
 from inboxgraph.transforms.common import (
-    EARLIEST_PLAUSIBLE,
+    extract_fields,
     fingerprint,
     first_failure,
     flag_duplicates,
+    impossible_moment,
     is_blank,
     is_valid_email,
     normalize_email,
 )
-from inboxgraph.transforms.sql import query_frame
 
 LANDED_COLUMNS = (
     "insert_id",
@@ -99,14 +99,8 @@ DEVICE_PREFIX = "$device:"
 
 
 def extract(lines: pl.DataFrame) -> pl.LazyFrame:
-    """The export's fields out of raw lines ``(_raw, _source_file, _line)``, in line order."""
-    fields = query_frame("extract_mixpanel_events", lines=lines.select("_raw", "_line"))
-    if fields.height != lines.height or not fields["_checked_line"].equals(lines["_line"]):
-        raise RuntimeError("JSON extraction changed the order of the lines")
-    return pl.concat(
-        [lines.select("_raw", "_source_file", "_line"), fields.drop("_checked_line")],
-        how="horizontal",
-    ).lazy()
+    """The fields of each raw line ``(_raw, _source_file, _line)``, beside it, in line order."""
+    return extract_fields("extract_mixpanel_events", lines)
 
 
 def _blank_to_null(column: str) -> pl.Expr:
@@ -116,7 +110,6 @@ def _blank_to_null(column: str) -> pl.Expr:
 
 def validate(lf: pl.LazyFrame, received: date) -> pl.LazyFrame:
     """Add ``reason``: why an event cannot land, or null for a good one."""
-    latest = received + timedelta(days=1)
     occurred = (
         pl.from_epoch(
             (pl.col("time_s") * 1_000_000).round().cast(pl.Int64, strict=False), time_unit="us"
@@ -124,12 +117,7 @@ def validate(lf: pl.LazyFrame, received: date) -> pl.LazyFrame:
         .dt.replace_time_zone("UTC")
         .alias("occurred_at")
     )
-    earliest = pl.lit(EARLIEST_PLAUSIBLE).str.to_datetime(time_zone="UTC", time_unit="us")
-    impossible = (
-        pl.col("occurred_at").is_null()
-        | (pl.col("occurred_at") < earliest)
-        | (pl.col("occurred_at") >= pl.lit(latest.isoformat()).str.to_datetime(time_zone="UTC"))
-    )
+    impossible = impossible_moment(pl.col("occurred_at"), received)
     # A distinct id alone names the device when Mixpanel prefixed it so, else it is the only id.
     from_distinct = pl.col("distinct_id").str.strip_prefix(DEVICE_PREFIX)
     device = (

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
 from inboxgraph.transforms.common import (
-    EARLIEST_PLAUSIBLE,
+    extract_fields,
     fingerprint,
     first_failure,
     flag_duplicates,
+    impossible_moment,
     is_blank,
     is_valid_email,
     normalize_email,
 )
-from inboxgraph.transforms.sql import query_frame
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 # Top-level fields of the Segment Spec (common fields and every call's own).
@@ -69,35 +69,19 @@ LANDED_COLUMNS = (
 
 
 def extract(lines: pl.DataFrame) -> pl.LazyFrame:
-    """Pull the Segment fields out of raw lines ``(_raw, _source_file, _line)``.
-
-    Only the parsed fields come back from DuckDB (copying the raw text out again would cost
-    as much as a third of the parse); they are set beside the input rows, whose order DuckDB
-    keeps, and checked line by line.
-    """
-    fields = query_frame("extract_web_events", lines=lines.select("_raw", "_line"))
-    if fields.height != lines.height or not fields["_checked_line"].equals(lines["_line"]):
-        raise RuntimeError("JSON extraction changed the order of the lines")
-    return pl.concat(
-        [lines.select("_raw", "_source_file", "_line"), fields.drop("_checked_line")],
-        how="horizontal",
-    ).lazy()
+    """The fields of each raw line ``(_raw, _source_file, _line)``, beside it, in line order."""
+    return extract_fields("extract_web_events", lines)
 
 
 def validate(lf: pl.LazyFrame, received: date) -> pl.LazyFrame:
     """Add ``reason``: why a message cannot land, or null for a good one."""
-    latest = received + timedelta(days=1)
     identity_missing = is_blank(pl.col("anonymous_id")) & is_blank(pl.col("user_id"))
     wrong_type = (pl.col("message_id_type") != "VARCHAR") | (pl.col("timestamp_type") != "VARCHAR")
     for field in OBJECT_FIELDS:
         wrong_type = wrong_type | (
             pl.col(f"{field}_type").is_not_null() & (pl.col(f"{field}_type") != "OBJECT")
         )
-    impossible = (
-        pl.col("timestamp").is_null()
-        | (pl.col("timestamp") < pl.lit(EARLIEST_PLAUSIBLE).str.to_datetime(time_zone="UTC"))
-        | (pl.col("timestamp") >= pl.lit(latest.isoformat()).str.to_datetime(time_zone="UTC"))
-    )
+    impossible = impossible_moment(pl.col("timestamp"), received)
     email = normalize_email(pl.col("traits_email"))
     rules = [
         ("invalid_json", ~pl.col("json_ok")),
