@@ -80,17 +80,7 @@ class WebSimulation:
             ordered = message.get("event") == "Order Completed" and "segment" in self.web_tools
             if not (ordered and rng.random() < P_ORDER_TO_SEGMENT_TOO):
                 return
-        received = self._received(rng, ts)
-        if rng.random() < P_BAD:
-            fp.web.append((received, self._corrupt_web(message, rng, fp)))
-            return
-        fp.web.append((received, message))
-        if rng.random() < P_DUPLICATE:
-            same_day = rng.random() < 0.5
-            again = received if same_day else min(received + timedelta(days=1), self.end_day)
-            fp.web.append((again, message))
-            key = "web_events_same_partition" if again == received else "web_events_other_partition"
-            fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
+        self._land(fp, rng, ts, "segment", message, self._corrupt_web)
 
     def _land(
         self,
@@ -101,10 +91,11 @@ class WebSimulation:
         record: dict | None,
         corrupt: Callable[[dict, random.Random], tuple[str, dict | str]],
     ) -> None:
-        """One GA4 or Mixpanel record (a bad one now and then, a duplicate export rarely)."""
+        """One record of a tool, received soon (or late): a bad one now and then (``corrupt``
+        makes it and names its kind), delivered twice rarely."""
         if record is None:
             return
-        events = fp.ga4 if tool == "ga4" else fp.mixpanel
+        events = {"segment": fp.web, "ga4": fp.ga4, "mixpanel": fp.mixpanel}[tool]
         source = TOOL_SOURCE[tool]
         received = self._received(rng, ts)
         if rng.random() < P_BAD:
@@ -120,15 +111,16 @@ class WebSimulation:
             key = f"{source}_{'same' if again == received else 'other'}_partition"
             fp.duplicates[key] = fp.duplicates.get(key, 0) + 1
 
-    def _corrupt_web(self, message: dict, rng: random.Random, fp: Footprint) -> dict | str:
+    @staticmethod
+    def _corrupt_web(message: dict, rng: random.Random) -> tuple[str, dict | str]:
+        """One of Segment's bad records made from ``message``: (its reason, the record)."""
         has_email = message["type"] == "identify" and "email" in message.get("traits", {})
         kinds = WEB_BAD_KINDS + (("invalid_email",) if has_email else ())
         kind = rng.choice(kinds)
-        fp.count_bad("web_events", kind)
         bad = dict(message)
         if kind == "invalid_json":
             text = orjson.dumps(bad).decode()
-            return text[: len(text) // 2]
+            return kind, text[: len(text) // 2]
         if kind == "missing_message_id":
             bad.pop("messageId")
         elif kind == "missing_identity":
@@ -147,7 +139,7 @@ class WebSimulation:
             traits = dict(bad["traits"])
             traits["email"] = traits["email"].strip().replace("@", "@@", 1).replace(".", " ", 1)
             bad["traits"] = traits
-        return bad
+        return kind, bad
 
     def _product_props(self, product: catalog.Product, quantity: int = 1) -> dict:
         return {
