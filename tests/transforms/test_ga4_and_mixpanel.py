@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dagster as dg
 import orjson
 import polars as pl
+import pytest
 
 from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.transforms import ga4_events, mixpanel_events
@@ -147,3 +149,12 @@ def test_bad_mixpanel_lines_are_quarantined_with_their_reason() -> None:
         "wrong_type",
         "invalid_json",
     ]
+
+
+def test_a_damaged_parquet_export_fails_with_one_sentence_naming_it(tmp_path: Path) -> None:
+    day = tmp_path / "ga4" / RECEIVED.isoformat()
+    day.mkdir(parents=True)
+    (day / "events_0.parquet").write_bytes(b"PAR1 this is not parquet")
+    source = EventFolderSource(folder="ga4", source="ga4_events", landing_url=str(tmp_path))
+    with pytest.raises(dg.Failure, match="events_0.parquet is not a readable Parquet file"):
+        source.read_lines(RECEIVED.isoformat())

@@ -165,9 +165,17 @@ class EventFolderSource(dg.ConfigurableResource):
 
 def _parquet_lines(url: str) -> pl.DataFrame:
     """Each row of a Parquet export as one JSON document (nested columns as JSON objects and
-    arrays), so that it is validated like a line of a JSON export; unreadable files raise."""
+    arrays), so that it is validated like a line of a JSON export. A file that is no Parquet
+    fails the run with one sentence naming it (it has no lines to quarantine one by one)."""
     data = store_for(url).read_bytes(url)
-    table = pl.read_parquet(data).to_arrow()
+    try:
+        table = pl.read_parquet(data).to_arrow()
+    except Exception as error:  # polars raises several kinds for a damaged file
+        raise dg.Failure(
+            f"{url} is not a readable Parquet file ({str(error)[:200]}); replace it with the "
+            "export, or move it out of the landing zone",
+            allow_retries=False,
+        ) from None
     with duckdb.connect() as connection:
         connection.register("exported", table)
         raw = connection.sql("select to_json(exported)::varchar as _raw from exported").pl()
