@@ -305,6 +305,8 @@ def mixpanel_export(
         return dg.MaterializeResult(metadata={"mode": "files", "days_saved": 0})
     started = time.monotonic()
     days = mixpanel.days_to_pull()
+    if not days:  # a start date still to come
+        return dg.MaterializeResult(metadata={"mode": "api", "days_saved": 0})
     context.log.info(f"pulling Mixpanel's export of {days[0]} .. {days[-1]} ({len(days)} days)")
     with stop_when_interrupted():
         saved = mixpanel.pull(days, context.log.info)
