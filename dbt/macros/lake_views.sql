@@ -4,7 +4,8 @@
     column lineage reaches back to the lake, and filters on received_date still reach the scan
     (DuckDB inlines views). A table with no files yet gets no view, and a model reading it fails
     with "does not exist", unless the source is `optional` (a vendor the shop may not use): it
-    is an empty view of its declared columns. On another warehouse, load the lake into schema `lake` instead. -#}
+    is an empty view of its declared columns. On another warehouse, load the lake into schema
+    `lake` instead. -#}
 {% macro create_lake_views() -%}
     {%- if execute %}
         {%- do run_query('create schema if not exists lake') %}

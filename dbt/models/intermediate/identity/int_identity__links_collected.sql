@@ -21,8 +21,9 @@
 -- Incremental: each kind of link comes from one source, and a run recomputes from all of their
 -- events only the links the new events can touch, keeping every other row:
 --   * web links (Segment, GA4, Mixpanel: each link names the source whose event made it first)
---     made by a parsed event of the window (received after the newest web day this model holds): each is merged with its held row (earliest event, summed observations,
---     newest day), since the window's events were never counted. When a web day this model
+--     made by a parsed event of the window (received after the newest web day this model
+--     holds): each is merged with its held row (earliest event, summed observations, newest
+--     day), since the window's events were never counted. When a web day this model
 --     holds is landed again (macro relanded_dates), events it counted may have changed, so the
 --     web links of every user id, and of every anonymous id seen without a user id, in the
 --     window and those days are recomputed from all of their events instead (every web link is
