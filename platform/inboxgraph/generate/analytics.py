@@ -13,9 +13,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-import orjson
-
-from inboxgraph.generate.footprint import hash_hex
+from inboxgraph.generate.footprint import hash_hex, truncated
 
 WEB_TOOLS = ("segment", "ga4", "mixpanel")
 # How a shop's sessions split between the tools it uses.
@@ -200,8 +198,7 @@ def corrupt_ga4(row: dict, rng: random.Random) -> tuple[str, dict | str]:
     kind = rng.choice(GA4_BAD_KINDS)
     bad = dict(row)
     if kind == "invalid_json":
-        text = orjson.dumps(bad).decode()
-        return kind, text[: len(text) // 2]
+        return kind, truncated(bad)
     if kind == "missing_identity":
         bad["user_pseudo_id"], bad["user_id"] = None, None
     elif kind == "wrong_type":
@@ -218,8 +215,7 @@ def corrupt_mixpanel(line: dict, rng: random.Random) -> tuple[str, dict | str]:
     kind = rng.choice(MIXPANEL_BAD_KINDS)
     properties = dict(line["properties"])
     if kind == "invalid_json":
-        text = orjson.dumps(line).decode()
-        return kind, text[: len(text) // 2]
+        return kind, truncated(line)
     if kind == "missing_insert_id":
         properties.pop("$insert_id")
     elif kind == "missing_identity":

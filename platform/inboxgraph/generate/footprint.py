@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import orjson
+
 # How often things happen; tuned so the funnels and data-quality problems look like a shop's.
 P_ANONYMOUS_ONLY = 0.30
 P_CRM_ONLY = 0.08
@@ -50,6 +52,12 @@ def anonymous_id(seed: int, person: int, device: int) -> str:
 
 def user_id(seed: int, person: int) -> str:
     return "usr_" + hash_hex(seed, person, "user", size=6)
+
+
+def truncated(record: dict) -> str:
+    """The first half of a record's JSON line: a file cut off mid-write, an invalid document."""
+    text = orjson.dumps(record).decode()
+    return text[: len(text) // 2]
 
 
 def iso(ts: datetime) -> str:

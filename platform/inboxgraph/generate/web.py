@@ -6,8 +6,6 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import orjson
-
 from inboxgraph.generate import catalog
 from inboxgraph.generate.analytics import (
     P_ORDER_TO_SEGMENT_TOO,
@@ -27,6 +25,7 @@ from inboxgraph.generate.footprint import (
     WEB_BAD_KINDS,
     Footprint,
     iso,
+    truncated,
 )
 
 
@@ -119,8 +118,7 @@ class WebSimulation:
         kind = rng.choice(kinds)
         bad = dict(message)
         if kind == "invalid_json":
-            text = orjson.dumps(bad).decode()
-            return kind, text[: len(text) // 2]
+            return kind, truncated(bad)
         if kind == "missing_message_id":
             bad.pop("messageId")
         elif kind == "missing_identity":
