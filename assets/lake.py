@@ -18,12 +18,14 @@ from inboxgraph.objectstore import name_of, store_for
 from inboxgraph.partitions import PARTITION_RANGE, RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
+from inboxgraph.resources.crm_api import HubspotPull, SalesforcePull
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.mixpanel import MixpanelExport
 from inboxgraph.resources.sources import (
     EnrichmentSource,
     EventFolderSource,
     HubspotContactsSource,
+    SalesforceRecordsSource,
     ShopDatabase,
 )
 from inboxgraph.transforms import (
@@ -32,6 +34,7 @@ from inboxgraph.transforms import (
     ga4_events,
     hubspot,
     mixpanel_events,
+    salesforce,
     shop,
     web_events,
 )
@@ -47,6 +50,8 @@ SOURCE_SPECS = {
     "mixpanel_events": ("web", "Mixpanel events, as its Raw Event Export API returns them."),
     "esp_events": ("esp", "SendGrid Event Webhook events (deliveries, opens, clicks, bounces)."),
     "hubspot_contacts": ("crm", "HubSpot CRM contacts (v3 API payloads)."),
+    "salesforce_contacts": ("crm", "Salesforce Contacts (REST API SOQL query responses)."),
+    "salesforce_leads": ("crm", "Salesforce Leads (REST API SOQL query responses)."),
     "shop_customers": ("shop", "The shop database's customers table."),
     "shop_orders": ("shop", "The shop database's orders table."),
     "shop_order_items": ("shop", "The shop database's order lines."),
@@ -342,12 +347,18 @@ def _land_batch(
     columns: tuple,
     rows_in: int,
     started: float,
+    one_per_text: bool = False,
     **extra: object,
 ) -> dg.MaterializeResult:
     """Land the records not already in the lake (the lookback re-reads some) as one batch."""
     known = lake.fingerprints(source)
+    unseen = prepared.filter(~pl.col("_fingerprint").is_in(known.implode()))
+    if one_per_text:
+        # A CRM record is one version per text: read twice (the pages of two pulls overlap
+        # at their boundary), it lands once. (Two equal order lines are two lines.)
+        unseen = unseen.unique("_fingerprint", keep="first", maintain_order=True)
     fresh, erased = drop_tombstoned(
-        prepared.filter(~pl.col("_fingerprint").is_in(known.implode())).collect(),
+        unseen.collect(),
         source,
         read_tombstones(lake),
     )
@@ -378,11 +389,81 @@ def _land_batch(
     )
 
 
+HUBSPOT_PULL = dg.AssetKey(["landing", "hubspot_contacts"])
+SALESFORCE_PULL = dg.AssetKey(["landing", "salesforce"])
+
+
+def _pull_result(started: float, counts: dict[str, object]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "api",
+            **{
+                k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in counts.items()
+            },
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+    )
+
+
+@dg.asset(
+    key=HUBSPOT_PULL,
+    group_name="crm",
+    deps=[dg.AssetKey(["sources", "hubspot_contacts"])],
+    kinds={"hubspot", "dlt"},
+    tags={"layer": "landing"},
+    description="HubSpot's CRM v3 contacts, pulled with a private-app token "
+    "(INBOXGRAPH_HUBSPOT_TOKEN): the search endpoint from the newest modification time saved, "
+    "split at its 10,000-result ceiling, and the contacts archived since; each response page "
+    "saved into landing/hubspot/contacts/ as it arrives. Without a token the shop drops export "
+    "pages there itself.",
+)
+def hubspot_pull(
+    context: dg.AssetExecutionContext, hubspot_api: HubspotPull
+) -> dg.MaterializeResult:
+    if not hubspot_api.enabled:
+        context.log.info("INBOXGRAPH_HUBSPOT_TOKEN is not set: HubSpot lands from files only")
+        return dg.MaterializeResult(metadata={"mode": "files"})
+    started = time.monotonic()
+    with stop_when_interrupted():
+        counts = hubspot_api.pull(context.log.info)
+    return _pull_result(started, counts)
+
+
+@dg.asset(
+    key=SALESFORCE_PULL,
+    group_name="crm",
+    deps=[
+        dg.AssetKey(["sources", "salesforce_contacts"]),
+        dg.AssetKey(["sources", "salesforce_leads"]),
+    ],
+    kinds={"salesforce", "dlt"},
+    tags={"layer": "landing"},
+    description="Salesforce Contacts and Leads through the REST API's queryAll (deleted records "
+    "included), from the newest SystemModstamp saved, following nextRecordsUrl; each response "
+    "page saved into landing/salesforce/<contact|lead>/ as it arrives. Live when "
+    "INBOXGRAPH_SALESFORCE_INSTANCE_URL is set with a token or a connected app's client "
+    "credentials; otherwise the shop drops query response pages there itself.",
+)
+def salesforce_pull(
+    context: dg.AssetExecutionContext, salesforce_api: SalesforcePull
+) -> dg.MaterializeResult:
+    if not salesforce_api.enabled:
+        context.log.info(
+            "INBOXGRAPH_SALESFORCE_INSTANCE_URL and a token are not set: Salesforce lands from "
+            "files only"
+        )
+        return dg.MaterializeResult(metadata={"mode": "files"})
+    started = time.monotonic()
+    with stop_when_interrupted():
+        counts = salesforce_api.pull(context.log.info)
+    return _pull_result(started, counts)
+
+
 @dg.asset(
     name="hubspot_contacts",
     key_prefix="lake",
     group_name="crm",
-    deps=[dg.AssetKey(["sources", "hubspot_contacts"])],
+    deps=[dg.AssetKey(["sources", "hubspot_contacts"]), HUBSPOT_PULL],
     kinds={"polars", "parquet"},
     tags={"layer": "lake"},
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
@@ -403,8 +484,51 @@ def hubspot_contacts_lake(
         hubspot.LANDED_COLUMNS,
         contacts.height,
         started,
+        one_per_text=True,
         since=str(since),
     )
+
+
+def _salesforce_lake_asset(source: str) -> dg.AssetsDefinition:
+    group, description = SOURCE_SPECS[source]
+
+    @dg.asset(
+        name=source,
+        key_prefix="lake",
+        group_name=group,
+        deps=[dg.AssetKey(["sources", source]), SALESFORCE_PULL],
+        kinds={"polars", "parquet"},
+        tags={"layer": "lake"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+        code_version=CODE_VERSION,
+        required_resource_keys={"lake", f"{source}_source"},
+        description=f"{description} One row per record version (deleted ones too, as "
+        "queryAll returns them), extracted incrementally by SystemModstamp.",
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        started = time.monotonic()
+        lake: LakeResource = context.resources.lake
+        reader: SalesforceRecordsSource = getattr(context.resources, f"{source}_source")
+        lookback = timedelta(minutes=reader.lookback_minutes)
+        since = _since(lake, source, "system_modstamp", lookback)
+        records = reader.read(since)
+        return _land_batch(
+            context,
+            lake,
+            source,
+            salesforce.prepare(records, source),
+            salesforce.landed_columns(source),
+            records.height,
+            started,
+            one_per_text=True,
+            since=str(since),
+        )
+
+    return _asset
+
+
+salesforce_contacts_lake = _salesforce_lake_asset("salesforce_contacts")
+salesforce_leads_lake = _salesforce_lake_asset("salesforce_leads")
 
 
 SHOP_TABLES = ("customers", "orders", "order_items", "products")
@@ -596,11 +720,15 @@ web_events_stream = dg.AssetSpec(
 
 lake_assets = [
     mixpanel_export,
+    hubspot_pull,
+    salesforce_pull,
     web_events_lake,
     ga4_events_lake,
     mixpanel_events_lake,
     esp_events_lake,
     hubspot_contacts_lake,
+    salesforce_contacts_lake,
+    salesforce_leads_lake,
     shop_tables,
     enrichment_lake,
 ]

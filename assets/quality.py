@@ -32,6 +32,8 @@ LOAD_COLUMN = {
     "ga4_events": "received_date",
     "mixpanel_events": "received_date",
     "hubspot_contacts": "extracted_at",
+    "salesforce_contacts": "extracted_at",
+    "salesforce_leads": "extracted_at",
     "shop_customers": "extracted_at",
     "shop_orders": "extracted_at",
     "shop_order_items": "extracted_at",

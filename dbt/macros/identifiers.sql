@@ -42,6 +42,14 @@
     ('web_events', 'ga4_events', 'mixpanel_events')
 {%- endmacro %}
 
+{#- The sources of links read whole every run (the CRMs' and the shop's extracts, and the
+    identity overrides), as the items of an SQL list: a held link of theirs that is no longer
+    extracted is deleted. -#}
+{% macro crm_and_shop_sources() -%}
+    'hubspot_contacts', 'salesforce_contacts', 'salesforce_leads', 'shop_customers',
+    'shop_orders', 'identity_overrides'
+{%- endmacro %}
+
 {#- Whether a web event's address is its sender's: a Segment identify's traits, or any Mixpanel
     event's `$email` / `email` property (a Segment track or group may name another's). -#}
 {% macro names_its_email(message_type, source) -%}

@@ -67,16 +67,26 @@ def _positive(text: str) -> int:
     return value
 
 
+def _choices(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    unknown = [t for t in chosen if t not in allowed]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"must be some of {', '.join(allowed)}, comma-separated: {text}"
+        )
+    return chosen
+
+
 def _web_tools(text: str) -> tuple[str, ...]:
     from inboxgraph.generate.analytics import WEB_TOOLS
 
-    tools = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    unknown = [t for t in tools if t not in WEB_TOOLS]
-    if unknown or not tools:
-        raise argparse.ArgumentTypeError(
-            f"must be some of {', '.join(WEB_TOOLS)}, comma-separated: {text}"
-        )
-    return tools
+    return _choices(text, WEB_TOOLS)
+
+
+def _crms(text: str) -> tuple[str, ...]:
+    from inboxgraph.generate.commerce import CRMS
+
+    return _choices(text, CRMS)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -98,6 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         end=args.end or datetime.now(UTC).date(),
         web_tools=args.web_tools,
+        crms=args.crms,
     )
     started = time.monotonic()
     with tqdm(
@@ -170,6 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         args.people, args.days, args.seed, args.end = DEMO_PEOPLE, DEMO_DAYS, args.seed, None
         args.web_tools = ("segment", "ga4", "mixpanel")
+        args.crms = ("hubspot", "salesforce")
         code = cmd_generate(args)
         if code:
             return code
@@ -419,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=("segment", "ga4", "mixpanel"),
         help="the shop's web analytics tools, comma-separated: any of segment, ga4, mixpanel "
         "(default: all three, each tracking a share of the sessions)",
+    )
+    gen.add_argument(
+        "--crms",
+        type=_crms,
+        default=("hubspot", "salesforce"),
+        help="the shop's CRMs, comma-separated: any of hubspot, salesforce (default: both, "
+        "each knowing a share of the contacts and some people in both)",
     )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)

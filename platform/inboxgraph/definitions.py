@@ -11,7 +11,14 @@ from inboxgraph.alerts import AlertWebhook
 from inboxgraph.assets.activation import activation_assets
 from inboxgraph.assets.audit import audit_log
 from inboxgraph.assets.identity import SUGGESTIONS, identity_checks, identity_suggestions
-from inboxgraph.assets.lake import MIXPANEL_EXPORT, lake_assets, source_specs, stream_specs
+from inboxgraph.assets.lake import (
+    HUBSPOT_PULL,
+    MIXPANEL_EXPORT,
+    SALESFORCE_PULL,
+    lake_assets,
+    source_specs,
+    stream_specs,
+)
 from inboxgraph.assets.quality import quality_checks
 from inboxgraph.assets.warehouse import warehouse_dbt_models
 from inboxgraph.dbt_project import dbt_cli
@@ -37,8 +44,9 @@ OWNERS = ["team:data-platform"]
 
 # Assets materialized when someone asks for them, never by a schedule: no freshness to keep.
 ON_DEMAND = {SUGGESTIONS}
-# Pulls from vendors' APIs, run by their own jobs; their lake tables carry the freshness.
-PULLS = {MIXPANEL_EXPORT}
+# Pulls from vendors' APIs, run by their own jobs (so that a vendor down never holds up the
+# refresh, which lands what the last good pull saved); their lake tables carry the freshness.
+PULLS = {MIXPANEL_EXPORT, HUBSPOT_PULL, SALESFORCE_PULL}
 
 
 def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -75,6 +83,14 @@ pull_mixpanel_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(MIXPANEL_EXPORT),
     description="Save Mixpanel's Raw Event Export of the days not yet saved (and the last two) "
     "into the landing zone; the landing_sensor lands them.",
+)
+
+pull_crm_job = dg.define_asset_job(
+    "pull_crm",
+    selection=dg.AssetSelection.assets(HUBSPOT_PULL, SALESFORCE_PULL),
+    description="Save the HubSpot contacts and the Salesforce Contacts and Leads changed since "
+    "the last pull into the landing zone, each CRM its own step (one failing leaves the other "
+    "going); the next refresh_warehouse lands them.",
 )
 
 suggest_job = dg.define_asset_job(
@@ -140,6 +156,32 @@ def mixpanel_hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     return dg.RunRequest()
 
 
+CRM_VARIABLES = ("INBOXGRAPH_HUBSPOT_TOKEN", "INBOXGRAPH_SALESFORCE_INSTANCE_URL")
+
+
+@dg.schedule(
+    name="crm_hourly",
+    job=pull_crm_job,
+    cron_schedule="45 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Pulls the CRMs' changes every hour when INBOXGRAPH_HUBSPOT_TOKEN or "
+    "INBOXGRAPH_SALESFORCE_INSTANCE_URL is set.",
+)
+def crm_hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    if not any(os.environ.get(name) for name in CRM_VARIABLES):
+        return dg.SkipReason(
+            "neither INBOXGRAPH_HUBSPOT_TOKEN nor INBOXGRAPH_SALESFORCE_INSTANCE_URL is set: the "
+            "CRMs land from files only"
+        )
+    unfinished = context.instance.get_run_records(
+        dg.RunsFilter(job_name=pull_crm_job.name, statuses=UNFINISHED), limit=1
+    )
+    if unfinished:
+        return dg.SkipReason(f"pull_crm run {unfinished[0].dagster_run.run_id} is unfinished")
+    return dg.RunRequest()
+
+
 defs = dg.Definitions(
     assets=dg.map_asset_specs(
         _with_project_policies,
@@ -154,8 +196,8 @@ defs = dg.Definitions(
         ],
     ),
     asset_checks=[*quality_checks, *identity_checks],
-    jobs=[ingest_events_job, refresh_job, suggest_job, pull_mixpanel_job],
-    schedules=[nightly_refresh, mixpanel_hourly],
+    jobs=[ingest_events_job, refresh_job, suggest_job, pull_mixpanel_job, pull_crm_job],
+    schedules=[nightly_refresh, mixpanel_hourly, crm_hourly],
     sensors=[landing_sensor, alerts_sensor],
     resources={
         **source_resources(),
@@ -183,6 +225,10 @@ def refresh_warehouse() -> dg.JobDefinition:
 
 def pull_mixpanel() -> dg.JobDefinition:
     return defs.resolve_job_def("pull_mixpanel")
+
+
+def pull_crm() -> dg.JobDefinition:
+    return defs.resolve_job_def("pull_crm")
 
 
 def suggest_identities() -> dg.JobDefinition:

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The identifier types a person can be looked up by, as the identity map spells them.
-IDENTIFIER_TYPES = ("email", "user_id", "anonymous_id", "customer_id", "hubspot_id")
+IDENTIFIER_TYPES = (
+    "email",
+    "user_id",
+    "anonymous_id",
+    "customer_id",
+    "hubspot_id",
+    "salesforce_id",
+)
 
 LINKS = """
 with own as (

@@ -51,6 +51,12 @@ IDENTIFIER_COLUMNS = {
     "mixpanel_events": {"user_id": "user_id", "device_id": "anonymous_id"},
     "esp_events": {"email": "email"},
     "hubspot_contacts": {"contact_id": "hubspot_id", "email": "email"},
+    "salesforce_contacts": {"record_id": "salesforce_id", "email": "email"},
+    "salesforce_leads": {
+        "record_id": "salesforce_id",
+        "converted_contact_id": "salesforce_id",
+        "email": "email",
+    },
     "shop_customers": {"customer_id": "customer_id", "email": "email"},
     "shop_orders": {"customer_id": "customer_id"},
     "enrichment": {"email": "email"},
@@ -175,17 +181,25 @@ def _scrub_lines(path: Path, person: Person) -> int:
     return removed
 
 
-def _scrub_contacts_page(path: Path, person: Person) -> int:
-    body = orjson.loads(path.read_bytes())
-    hubspot_ids = person.identifiers.get("hubspot_id", set())
-    results = body.get("results", [])
+def _scrub_crm_page(path: Path, person: Person, records: str, id_type: str, id_key: str) -> int:
+    """Drop the person's records from a CRM response page (HubSpot ``results`` keyed by
+    ``id``, Salesforce ``records`` keyed by ``Id``); a page that is no JSON is left as is."""
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return 0
+    ids = person.identifiers.get(id_type, set())
+    results = body.get(records) if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return 0
     kept = [
         r
         for r in results
-        if str(r.get("id")) not in hubspot_ids and not _matches(orjson.dumps(r).decode(), person)
+        if not (isinstance(r, dict) and str(r.get(id_key)) in ids)
+        and not _matches(orjson.dumps(r).decode(), person)
     ]
     if len(kept) != len(results):
-        body["results"] = kept
+        body[records] = kept
         write_bytes_atomic(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
     return len(results) - len(kept)
 
@@ -253,9 +267,15 @@ def scrub_landing(landing: Path, person: Person, shop_db_url: str) -> dict[str, 
         for path in sorted((landing / folder).rglob("*.parquet")):
             if n := scrub_parquet(path, person):
                 removed[str(path)] = n
-    for path in sorted((landing / "hubspot" / "contacts").glob("*.json")):
-        if n := _scrub_contacts_page(path, person):
-            removed[str(path)] = n
+    crm_pages = [
+        ("hubspot/contacts", "results", "hubspot_id", "id"),
+        ("salesforce/contact", "records", "salesforce_id", "Id"),
+        ("salesforce/lead", "records", "salesforce_id", "Id"),
+    ]
+    for folder, records, id_type, id_key in crm_pages:
+        for path in sorted((landing / folder).glob("*.json")):
+            if n := _scrub_crm_page(path, person, records, id_type, id_key):
+                removed[str(path)] = n
     for path in sorted((landing / "enrichment").glob("*.csv")):
         if n := _scrub_csv(path, person):
             removed[str(path)] = n

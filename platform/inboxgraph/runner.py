@@ -166,17 +166,25 @@ def run_pipeline(
     instance = prepare_instance(paths)
     reclaim_dead_runs(instance, log)
     summary = RunSummary()
-    if os.environ.get("INBOXGRAPH_MIXPANEL_SECRET"):
-        log("pull_mixpanel: Mixpanel's export of the days not yet saved")
+    # The vendors' APIs first, each pull its own run: one failing is reported and the rest of
+    # the run lands what the last good pull saved.
+    pulls = [
+        ("pull_mixpanel", ("INBOXGRAPH_MIXPANEL_SECRET",), "Mixpanel's export of new days"),
+        ("pull_crm", definitions.CRM_VARIABLES, "the CRMs' changes since the last pull"),
+    ]
+    for job, variables, what in pulls:
+        if not any(os.environ.get(name) for name in variables):
+            continue
+        log(f"{job}: {what}")
         result = dg.execute_job(
-            dg.reconstructable(definitions.pull_mixpanel),
+            dg.reconstructable(getattr(definitions, job)),
             instance=instance,
             run_config=CONSOLE_LOGGING,
             tags={**process_tags(), "inboxgraph/trigger": "cli"},
         )
         _collect(result, summary)
         if not result.success:
-            log(f"pull_mixpanel failed (run {result.run_id}); landing what was saved")
+            log(f"{job} failed (run {result.run_id}); landing what the last good pull saved")
     partition_keys = received_date_partitions.get_partition_keys()
     valid = set(partition_keys)
     days = landed_days(paths)

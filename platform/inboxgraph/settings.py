@@ -31,6 +31,15 @@ OPTIONAL_VARIABLES = (
     "INBOXGRAPH_MIXPANEL_USERNAME",
     "INBOXGRAPH_MIXPANEL_SECRET",
     "INBOXGRAPH_MIXPANEL_START_DATE",
+    # HubSpot's CRM API (live mode when the private-app token is set)
+    "INBOXGRAPH_HUBSPOT_TOKEN",
+    "INBOXGRAPH_HUBSPOT_API_URL",
+    # Salesforce's REST API (live mode when the instance URL is set, with a token or a
+    # connected app's client credentials)
+    "INBOXGRAPH_SALESFORCE_INSTANCE_URL",
+    "INBOXGRAPH_SALESFORCE_TOKEN",
+    "INBOXGRAPH_SALESFORCE_CLIENT_ID",
+    "INBOXGRAPH_SALESFORCE_CLIENT_SECRET",
 )
 
 

@@ -123,6 +123,11 @@ def landing_record_counts(paths: Paths) -> dict[str, dict[str, int]]:
         counts.setdefault("hubspot_contacts", {})[str(page)] = len(
             orjson.loads(page.read_bytes())["results"]
         )
+    for source, folder in (("salesforce_contacts", "contact"), ("salesforce_leads", "lead")):
+        for page in sorted((landing / "salesforce" / folder).glob("*.json")):
+            counts.setdefault(source, {})[str(page)] = len(
+                orjson.loads(page.read_bytes())["records"]
+            )
     for path in sorted((landing / "enrichment").glob("*.csv")):
         with open(path, newline="") as handle:
             counts.setdefault("enrichment", {})[str(path)] = sum(1 for _ in csv.DictReader(handle))

@@ -64,7 +64,14 @@ def test_each_bad_record_is_quarantined_with_its_reason_and_no_good_one_is(
         found = reasons(paths, source)
         assert found.pop(duplicate, 0) == report.duplicates.get(f"{source}_same_partition", 0)
         assert found == report.bad[source], source
-    for source in ("hubspot_contacts", "shop_customers", "shop_orders", "enrichment"):
+    for source in (
+        "hubspot_contacts",
+        "salesforce_contacts",
+        "salesforce_leads",
+        "shop_customers",
+        "shop_orders",
+        "enrichment",
+    ):
         assert reasons(paths, source) == report.bad.get(source, {}), source
     quarantined = read_table(paths, "web_events", "quarantine")
     assert quarantined["raw"].null_count() == 0

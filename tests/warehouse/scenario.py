@@ -43,6 +43,8 @@ class Landing:
     web: list[dict] = field(default_factory=list)
     esp: list[dict] = field(default_factory=list)
     contacts: list[dict] = field(default_factory=list)
+    # (folder: contact or lead, record) as a Salesforce SOQL query returns it
+    salesforce: list[tuple[str, dict]] = field(default_factory=list)
     customers: list[tuple] = field(default_factory=list)
     orders: list[tuple] = field(default_factory=list)
     enrichment: list[dict] = field(default_factory=list)
@@ -193,6 +195,27 @@ class Landing:
             }
         )
 
+    def salesforce_record(
+        self, sobject: str, record_id: str, email: str | None, at: datetime, **fields: object
+    ) -> dict:
+        """A Salesforce Contact or Lead (``HasOptedOutOfEmail`` false unless given)."""
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        record = {
+            "attributes": {"type": sobject, "url": f"/services/data/v62.0/sobjects/{sobject}/x"},
+            "Id": record_id,
+            "Email": email,
+            "FirstName": "Test",
+            "LastName": "Person",
+            "HasOptedOutOfEmail": False,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+            "IsDeleted": False,
+            **fields,
+        }
+        self.salesforce.append(("contact" if sobject == "Contact" else "lead", record))
+        return record
+
     def customer(self, customer_id: int, email: str) -> None:
         stamp = ago(300).strftime("%Y-%m-%d %H:%M:%S")
         self.customers.append((customer_id, email, "Test", "Person", stamp, stamp))
@@ -238,6 +261,13 @@ class Landing:
             (contacts_dir / f"page-{batch}.json").write_bytes(
                 orjson.dumps({"results": self.contacts})
             )
+        for folder in ("contact", "lead"):
+            records = [r for f, r in self.salesforce if f == folder]
+            target = landing / "salesforce" / folder
+            target.mkdir(parents=True, exist_ok=True)
+            if records:
+                body = {"totalSize": len(records), "done": True, "records": records}
+                (target / f"page-{batch}.json").write_bytes(orjson.dumps(body))
         database = landing / "shop.db"
         fresh = not database.exists()
         with sqlite3.connect(database) as db:
@@ -256,6 +286,7 @@ class Landing:
                 writer.writeheader()
                 writer.writerows(self.enrichment)
         self.web, self.esp, self.contacts, self.ga4, self.mixpanel = [], [], [], [], []
+        self.salesforce = []
         self.customers, self.orders, self.enrichment = [], [], []
 
 

@@ -77,6 +77,8 @@ class Footprint:
     mixpanel: list[tuple[date, dict | str]] = field(default_factory=list)
     esp: list[tuple[date, dict | str]] = field(default_factory=list)
     contact: dict | None = None
+    # (lake table, record) of each Salesforce Contact and Lead, as a SOQL query returns it
+    salesforce: list[tuple[str, dict]] = field(default_factory=list)
     customer: tuple | None = None
     orders: list[tuple] = field(default_factory=list)
     order_items: list[tuple] = field(default_factory=list)

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from inboxgraph.generate import catalog
 from inboxgraph.generate.analytics import WEB_TOOLS
-from inboxgraph.generate.commerce import CommerceSimulation
+from inboxgraph.generate.commerce import CRMS, CommerceSimulation
 from inboxgraph.generate.esp import EspSimulation
 from inboxgraph.generate.footprint import (
     P_ALIAS,
@@ -47,9 +47,11 @@ class PersonSimulator(WebSimulation, CommerceSimulation, EspSimulation):
         end: date,
         products: tuple,
         web_tools: tuple[str, ...] = WEB_TOOLS,
+        crms: tuple[str, ...] = CRMS,
     ) -> None:
         self.seed = seed
         self.web_tools = web_tools
+        self.crms = crms
         self.default_tool = "segment" if "segment" in web_tools else web_tools[0]
         self.tool = self.default_tool
         self.start = datetime(start.year, start.month, start.day, tzinfo=UTC)

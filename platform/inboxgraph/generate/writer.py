@@ -21,11 +21,14 @@ import sqlalchemy as sa
 
 from inboxgraph.generate import catalog
 from inboxgraph.generate.analytics import WEB_TOOLS
+from inboxgraph.generate.commerce import CRMS, SALESFORCE_API
 from inboxgraph.generate.footprint import Footprint
 from inboxgraph.generate.people import PersonSimulator
 from inboxgraph.settings import safe_url
 
 HUBSPOT_PAGE_SIZE = 100
+SALESFORCE_PAGE_SIZE = 200
+SALESFORCE_FOLDERS = {"salesforce_contacts": "contact", "salesforce_leads": "lead"}
 ENRICHMENT_COLUMNS = {
     "firmographics": ("email", "company", "job_title", "industry", "company_size"),
     "demographics": ("email", "age_range", "household_income", "has_children"),
@@ -158,6 +161,9 @@ class GenerateOptions:
     # The shop's web analytics tools (any of segment, ga4, mixpanel), each tracking a share
     # of the sessions in its own export format.
     web_tools: tuple[str, ...] = WEB_TOOLS
+    # The shop's CRMs (any of hubspot, salesforce): each knows a share of the contacts, some
+    # people are in both.
+    crms: tuple[str, ...] = CRMS
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.web_tools) - set(WEB_TOOLS))
@@ -165,6 +171,9 @@ class GenerateOptions:
             raise ValueError(
                 f"web tools must be some of {', '.join(WEB_TOOLS)}; got {', '.join(unknown)}"
             )
+        unknown = sorted(set(self.crms) - set(CRMS))
+        if unknown or not self.crms:
+            raise ValueError(f"CRMs must be some of {', '.join(CRMS)}; got {', '.join(unknown)}")
 
 
 @dataclass
@@ -226,6 +235,32 @@ class _DayFiles:
         self.handles.clear()
 
 
+class _SalesforcePages:
+    """One object's records as SOQL query response pages: each chunk of people is one query
+    whose pages chain by ``nextRecordsUrl`` (``done`` on the last)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        self.folder, self.records, self.written, self.queries = folder, [], 0, 0
+
+    def flush(self) -> None:
+        if not self.records:
+            return
+        self.queries += 1
+        query = f"01g{self.queries:015d}"
+        total = len(self.records)
+        for offset in range(0, total, SALESFORCE_PAGE_SIZE):
+            page = self.records[offset : offset + SALESFORCE_PAGE_SIZE]
+            following = offset + SALESFORCE_PAGE_SIZE
+            body: dict = {"totalSize": total, "done": following >= total, "records": page}
+            if following < total:
+                body["nextRecordsUrl"] = f"{SALESFORCE_API}/query/{query}-{following}"
+            self.written += 1
+            path = self.folder / f"page-{self.written:06d}.json"
+            path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        self.records = []
+
+
 def _line(record: dict | str) -> bytes:
     if isinstance(record, str):
         return record.encode() + b"\n"
@@ -250,7 +285,8 @@ def generate_landing(
     start = options.end - timedelta(days=options.days - 1)
     products = catalog.build_products(options.seed)
     tools = tuple(t for t in WEB_TOOLS if t in options.web_tools)
-    simulator = PersonSimulator(options.seed, start, options.end, products, tools)
+    crms = tuple(c for c in CRMS if c in options.crms)
+    simulator = PersonSimulator(options.seed, start, options.end, products, tools, crms)
     report = GenerateReport()
 
     shop = _Shop(shop_db_url or f"sqlite:///{landing / 'shop.db'}")
@@ -280,6 +316,12 @@ def generate_landing(
                 }
             path = contacts_dir / f"page-{page_number:06d}.json"
             path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+    salesforce_pages = {
+        source: _SalesforcePages(landing / "salesforce" / folder)
+        for source, folder in SALESFORCE_FOLDERS.items()
+        if "salesforce" in crms
+    }
 
     enrichment_dir = landing / "enrichment"
     enrichment_dir.mkdir()
@@ -321,6 +363,9 @@ def generate_landing(
                 if fp.contact is not None:
                     pending_contacts.append(fp.contact)
                     report.add("hubspot_contacts")
+                for source, record in fp.salesforce:
+                    salesforce_pages[source].records.append(record)
+                    report.add(source)
                 if fp.customer is not None:
                     customers.append(fp.customer)
                 orders.extend(fp.orders)
@@ -336,6 +381,8 @@ def generate_landing(
                 files.close()
                 report.files += files.opened
             flush_contacts(final=False)
+            for pages in salesforce_pages.values():
+                pages.flush()
             shop.insert("customers", customers)
             shop.insert("orders", orders)
             shop.insert("order_items", items)
@@ -348,6 +395,7 @@ def generate_landing(
             handle.close()
         shop.close()
     report.files += page_number + len(enrichment_files) + 1
+    report.files += sum(pages.written for pages in salesforce_pages.values())
     generator_dir = landing / "_generator"
     generator_dir.mkdir()
     (generator_dir / "report.json").write_bytes(report.to_json())

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dagster as dg
 
 from inboxgraph.partitions import EVENT_SOURCES
+from inboxgraph.resources.crm_api import HubspotPull, SalesforcePull
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.mixpanel import MixpanelExport
 from inboxgraph.resources.sources import (
+    SALESFORCE_FOLDERS,
     EnrichmentSource,
     EventFolderSource,
     HubspotContactsSource,
+    SalesforceRecordsSource,
     ShopDatabase,
 )
 
@@ -37,6 +40,26 @@ def source_resources() -> dict[str, dg.ConfigurableResource]:
             home=HOME,
         ),
         "crm": HubspotContactsSource(landing_url=LANDING, home=HOME),
+        "hubspot_api": HubspotPull(
+            token=dg.EnvVar("INBOXGRAPH_HUBSPOT_TOKEN"),
+            api_url=dg.EnvVar("INBOXGRAPH_HUBSPOT_API_URL"),
+            landing_url=LANDING,
+            home=HOME,
+        ),
+        "salesforce_api": SalesforcePull(
+            instance_url=dg.EnvVar("INBOXGRAPH_SALESFORCE_INSTANCE_URL"),
+            token=dg.EnvVar("INBOXGRAPH_SALESFORCE_TOKEN"),
+            client_id=dg.EnvVar("INBOXGRAPH_SALESFORCE_CLIENT_ID"),
+            client_secret=dg.EnvVar("INBOXGRAPH_SALESFORCE_CLIENT_SECRET"),
+            landing_url=LANDING,
+            home=HOME,
+        ),
+        **{
+            f"{source}_source": SalesforceRecordsSource(
+                source=source, landing_url=LANDING, home=HOME
+            )
+            for source in SALESFORCE_FOLDERS
+        },
         "shop_db": ShopDatabase(url=dg.EnvVar("INBOXGRAPH_SHOP_DB_URL"), home=HOME),
         "enrichment_files": EnrichmentSource(landing_url=LANDING, home=HOME),
     }

@@ -2,7 +2,7 @@
 -- millions of signal rows are never written to the warehouse.
 {{ config(materialized='view') }}
 
--- Every consent-relevant signal with its person and time, from the ESP, the CRM and identify.
+-- Every consent-relevant signal with its person and time, from the ESP, the CRMs and identify.
 -- (Persons are joined by name, not through a CTE: a CTE read more than once is materialized
 -- whole, while each join's identifier type filter reaches the table scan.)
 with esp as (
@@ -36,6 +36,25 @@ crm as (
         on persons.identifier_type = 'hubspot_id'
         and persons.identifier_value = contacts.contact_id
     where contacts.email_optout is not null and contacts.updated_at <= {{ as_of() }}
+
+    union all
+
+    -- Salesforce's HasOptedOutOfEmail = true is an unsubscribe; false is no opt-in (it is the
+    -- field's default, not a choice the person made).
+    select persons.person_id, 'opt_out', records.updated_at, records.source
+    from (
+        select contact_id as record_id, updated_at, 'salesforce_contacts' as source
+        from {{ ref('stg_salesforce__contacts') }}
+        where has_opted_out_of_email
+        union all
+        select lead_id, updated_at, 'salesforce_leads'
+        from {{ ref('stg_salesforce__leads') }}
+        where has_opted_out_of_email
+    ) as records
+    inner join {{ ref('int_identity__persons_assigned') }} as persons
+        on persons.identifier_type = 'salesforce_id'
+        and persons.identifier_value = records.record_id
+    where records.updated_at <= {{ as_of() }}
 ),
 
 identify as (

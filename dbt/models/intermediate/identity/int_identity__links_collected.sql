@@ -29,7 +29,7 @@
 --     window and those days are recomputed from all of their events instead (every web link is
 --     made by events that share its user id, or without one its anonymous id);
 --   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
---   * every CRM and shop link (small extracts, read whole each run), of which only those whose
+--   * every CRM (HubSpot, Salesforce) and shop link (small extracts, read whole each run), of which only those whose
 --     values changed are written; a CRM or shop link no longer extracted comes out as an empty
 --     row, which deletes its row (macro merge_removing). (Rewriting the unchanged ones cost a
 --     million rows deleted and inserted a run at a million people, and would mark them all as
@@ -166,6 +166,30 @@ crm_links as (
            contact_id as source_record_id, created_at as occurred_at, 1 as observations,
            cast(null as date) as received_date
     from {{ ref('stg_hubspot__contacts') }}
+
+    union all
+
+    select 'salesforce_id', contact_id,
+           case when email is null then 'salesforce_id' else 'email' end,
+           coalesce(email, contact_id), 'crm_contact', 'salesforce_contacts', contact_id,
+           created_at, 1, cast(null as date)
+    from {{ ref('stg_salesforce__contacts') }}
+
+    union all
+
+    select 'salesforce_id', lead_id,
+           case when email is null then 'salesforce_id' else 'email' end,
+           coalesce(email, lead_id), 'crm_contact', 'salesforce_leads', lead_id,
+           created_at, 1, cast(null as date)
+    from {{ ref('stg_salesforce__leads') }}
+
+    union all
+
+    -- A converted Lead and the Contact it became are one person.
+    select 'salesforce_id', lead_id, 'salesforce_id', converted_contact_id, 'lead_converted',
+           'salesforce_leads', lead_id, created_at, 1, cast(null as date)
+    from {{ ref('stg_salesforce__leads') }}
+    where is_converted and converted_contact_id is not null
 ),
 
 shop_links as (
@@ -310,7 +334,7 @@ final as (
     select * from written as collected
     {%- if tracked %}
     where collected.source not in (
-            'hubspot_contacts', 'shop_customers', 'shop_orders', 'identity_overrides'
+            {{ crm_and_shop_sources() }}
         )
         or not exists (
             select 1
@@ -332,7 +356,7 @@ final as (
         held.link_id,
         null, null, null, null, null, null, null, null, null, null
     from {{ this }} as held
-    where held.source in ('hubspot_contacts', 'shop_customers', 'shop_orders', 'identity_overrides')
+    where held.source in ({{ crm_and_shop_sources() }})
         and not exists (select 1 from written where written.link_id = held.link_id)
     {%- endif %}
 )

@@ -23,11 +23,12 @@ renamed as (
 ),
 
 latest_version as (
-    {{ deduplicate('renamed', 'contact_id', 'updated_at desc, extracted_at desc') }}
+    {{ deduplicate('renamed', 'contact_id', 'updated_at desc, archived desc, extracted_at desc') }}
 ),
 
+-- An archived contact (deleted in HubSpot) gives no link, name or consent any more.
 final as (
-    select * from latest_version
+    select * from latest_version where not coalesce(archived, false)
 )
 
 select * from final
