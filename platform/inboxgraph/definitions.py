@@ -45,14 +45,24 @@ OWNERS = ["team:data-platform"]
 # Assets materialized when someone asks for them, never by a schedule: no freshness to keep.
 ON_DEMAND = {SUGGESTIONS}
 # Pulls from vendors' APIs, run by their own jobs (so that a vendor down never holds up the
-# refresh, which lands what the last good pull saved); their lake tables carry the freshness.
+# refresh, which lands what the last good pull saved).
 PULLS = {MIXPANEL_EXPORT, HUBSPOT_PULL, SALESFORCE_PULL}
+
+
+# A pull succeeds every hour while its vendor is up (its schedule runs only in live mode): a
+# vendor down for hours turns its pull WARN, and FAIL after a day; the refresh meanwhile lands
+# the last good pull. Pulls never run in files mode, so they have no freshness to lose there.
+PULL_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=3)
+)
 
 
 def _with_project_policies(spec: dg.AssetSpec) -> dg.AssetSpec:
     if not spec.owners:
         spec = spec.replace_attributes(owners=OWNERS)
-    exempt = spec.key.path[0] == "sources" or spec.key in ON_DEMAND | PULLS
+    if spec.key in PULLS:
+        return spec.replace_attributes(freshness_policy=PULL_FRESHNESS)
+    exempt = spec.key.path[0] == "sources" or spec.key in ON_DEMAND
     if spec.freshness_policy is not None or exempt:
         return spec
     return spec.replace_attributes(freshness_policy=DAILY_FRESHNESS)

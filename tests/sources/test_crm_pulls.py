@@ -433,3 +433,57 @@ def test_the_pulls_do_nothing_without_credentials(tmp_path: Path) -> None:
         metadata = result.asset_materializations_for_node(node)[0].metadata
         assert metadata["mode"].value == "files"
     assert not any(tmp_path.iterdir())
+
+
+def test_the_crm_schedule_pulls_only_in_live_mode_and_a_stale_pull_is_a_freshness_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inboxgraph.definitions import PULL_FRESHNESS, crm_hourly, defs
+
+    for name in ("INBOXGRAPH_HUBSPOT_TOKEN", "INBOXGRAPH_SALESFORCE_INSTANCE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with dg.instance_for_test() as instance:
+        off = crm_hourly(dg.build_schedule_context(instance=instance))
+        assert isinstance(off, dg.SkipReason) and "INBOXGRAPH_HUBSPOT_TOKEN" in off.skip_message
+        monkeypatch.setenv("INBOXGRAPH_SALESFORCE_INSTANCE_URL", "https://x.my.salesforce.com")
+        on = crm_hourly(dg.build_schedule_context(instance=instance))
+        assert isinstance(on, dg.RunRequest)
+    graph = defs.resolve_asset_graph()
+    for key in (["landing", "hubspot_contacts"], ["landing", "salesforce"]):
+        assert graph.get(dg.AssetKey(key)).freshness_policy == PULL_FRESHNESS
+    refresh = defs.resolve_job_def("refresh_warehouse")
+    pulls = {dg.AssetKey(["landing", "hubspot_contacts"]), dg.AssetKey(["landing", "salesforce"])}
+    assert not pulls & set(refresh.asset_layer.executable_asset_keys), (
+        "the refresh never waits on a vendor's API"
+    )
+
+
+def test_the_fakes_enforce_the_vendors_contracts() -> None:
+    hub = _hubspot(30)
+    with hub.serve():
+        search = f"{hub.url}/crm/v3/objects/contacts/search"
+        auth = {"Authorization": f"Bearer {hub.token}"}
+        assert requests.post(search, json={"limit": 201}, headers=auth).status_code == 400
+        past = requests.post(search, json={"limit": 50, "after": "60"}, headers=auth)
+        assert past.status_code == 400 and "at most 100" in past.text
+        assert (
+            requests.post(search, json={}, headers={"Authorization": "Bearer x"}).status_code == 401
+        )
+        burst = [requests.post(search, json={}, headers=auth) for _ in range(8)]
+        limited = [r for r in burst if r.status_code == 429]
+        assert limited and limited[0].headers["X-HubSpot-RateLimit-Max"] == "4"
+    sf = _salesforce()
+    with sf.serve():
+        base = f"{sf.url}/services/data/v62.0"
+        auth = {"Authorization": f"Bearer {sf.token}"}
+        soql = "SELECT Id, IsDeleted FROM Lead"
+        live = requests.get(f"{base}/query", params={"q": soql}, headers=auth).json()
+        every = requests.get(f"{base}/queryAll", params={"q": soql}, headers=auth).json()
+        assert (live["totalSize"], every["totalSize"]) == (39, 40)
+        unknown = requests.get(f"{base}/query", params={"q": "SELECT Nope FROM Lead"}, headers=auth)
+        assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALID_FIELD"
+        token = requests.post(
+            f"{sf.url}/services/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"},
+        )
+        assert token.status_code == 400 and token.json()["error"] == "invalid_client"
