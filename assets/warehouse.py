@@ -41,7 +41,7 @@ from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from inboxgraph.stream import ensure_stream_table
 
-FOLDER_GROUPS = {"hubspot": "crm"}
+FOLDER_GROUPS = {"hubspot": "crm", "salesforce": "crm", "ga4": "web", "mixpanel": "web"}
 
 MART_GROUPS = {
     "identity_map": "identity",

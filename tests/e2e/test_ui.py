@@ -262,6 +262,9 @@ def _graph_reads_as_a_product(nodes: dict[str, dict]) -> None:
     }
     assert deps("warehouse/stg_ga4__events") == {"lake/ga4_events"}
     assert deps("lake/mixpanel_events") == {"sources/mixpanel_events", "landing/mixpanel_events"}
+    assert deps("lake/hubspot_contacts") == {"sources/hubspot_contacts", "landing/hubspot_contacts"}
+    assert deps("lake/salesforce_leads") == {"sources/salesforce_leads", "landing/salesforce"}
+    assert deps("warehouse/stg_salesforce__contacts") == {"lake/salesforce_contacts"}
     assert "warehouse/int_identity__persons_assigned" in deps("marts/identity_map")
     assert "marts/customer_profiles" in deps("marts/segment_memberships")
     assert "marts/audience_members" in deps("activation/mailchimp_export")
