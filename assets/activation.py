@@ -1,13 +1,13 @@
-"""Marts -> activation: consent-aware audience exports and the suppression list for ESPs."""
+"""Marts -> activation: each ESP's audience delivered (through its API when its key is set, as
+import files otherwise), and the suppression list."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
 from inboxgraph.activation import FORMATS, export
 from inboxgraph.assets.warehouse import WAREHOUSE_POOL
+from inboxgraph.destinations import sync
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.storage import write_bytes_atomic
@@ -19,56 +19,125 @@ GATES = [
 ]
 AUDIENCE = dg.AssetKey(["marts", "audience_members"])
 ESP_NAMES = {
-    "mailchimp": "Mailchimp audience import CSV",
-    "klaviyo": "Klaviyo profile import CSV",
-    "braze": "Braze users/track JSON batches",
+    "mailchimp": ("Mailchimp", "INBOXGRAPH_MAILCHIMP_API_KEY", "audience import CSVs"),
+    "klaviyo": ("Klaviyo", "INBOXGRAPH_KLAVIYO_API_KEY", "profile import CSVs"),
+    "braze": ("Braze", "INBOXGRAPH_BRAZE_API_KEY", "users/track JSON batches"),
 }
+SUBSCRIBED_MEMBERS = (
+    "select a.* from marts.audience_members a join marts.customer_profiles p "
+    "using (person_id) where p.preferences.email_status = 'subscribed' "
+    "order by segment_id, person_id"
+)
 
 
-class ExportConfig(dg.Config):
-    """``full``: export every current member as added, not just the change since last time."""
+class DeliveryConfig(dg.Config):
+    """``dry_run``: report what a sync would change, send nothing. ``full``: a file export
+    writes every current member as added, not just the change since the last export."""
 
+    dry_run: bool = False
     full: bool = False
 
 
-def _subscribed_members(warehouse: WarehouseResource) -> pl.DataFrame:
-    with warehouse.connect(read_only=True) as connection:
-        return connection.sql(
-            "select a.* from marts.audience_members a join marts.customer_profiles p "
-            "using (person_id) where p.preferences.email_status = 'subscribed' "
-            "order by segment_id, person_id"
-        ).pl()
-
-
-def _export(
+def _export_files(
     esp: str,
-    members: pl.DataFrame,
+    warehouse: WarehouseResource,
     exports: ExportsResource,
-    full: bool,
+    config: DeliveryConfig,
     context: dg.AssetExecutionContext,
 ) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as connection:
+        members = connection.sql(SUBSCRIBED_MEMBERS).pl()
     export_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    counts = export(exports.store(), esp, members, export_id, full=full)
+    counts = export(exports.store(), esp, members, export_id, full=config.full)
     files = counts.pop("_files")["written"]
     added = sum(c["added"] for c in counts.values())
     removed = sum(c["removed"] for c in counts.values())
     context.log.info(f"{esp}: {added} added, {removed} removed, {files} files")
     return dg.MaterializeResult(
-        asset_key=dg.AssetKey(["activation", f"{esp}_export"]),
         metadata={
+            "mode": "files",
             "dagster/row_count": members.height,
             "added": added,
             "removed": removed,
             "files_written": files,
             "per_segment": dg.MetadataValue.json(counts),
             "export_id": export_id if files else "no change",
-            "full": full,
+            "full": config.full,
         },
     )
 
 
-def _suppression(
-    warehouse: WarehouseResource, exports: ExportsResource, context: dg.AssetExecutionContext
+def _sync(
+    esp: str,
+    api: dg.ConfigurableResource,
+    warehouse: WarehouseResource,
+    config: DeliveryConfig,
+    context: dg.AssetExecutionContext,
+) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=False) as connection:
+        audience = connection.sql(SUBSCRIBED_MEMBERS).pl()
+        report = sync(
+            connection, api, audience, context.run.run_id, config.dry_run, context.log.info
+        )
+    totals = report.totals()
+    if report.errors:
+        context.log.warning(
+            f"{esp}: {len(report.errors)} people refused, each in marts.sync_errors with the "
+            f"ESP's reason (first: {report.errors[0][1][:200]})"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "dry run" if config.dry_run else "api",
+            "dagster/row_count": audience.height,
+            **totals,
+            "people_changed": report.people,
+            "batches": report.batches,
+            "per_segment": dg.MetadataValue.json(report.per_segment()),
+        },
+    )
+
+
+def _delivery_asset(esp: str) -> dg.AssetsDefinition:
+    vendor, variable, files = ESP_NAMES[esp]
+
+    @dg.asset(
+        key=["activation", f"{esp}_export"],
+        group_name="activation",
+        deps=[AUDIENCE, *GATES],
+        kinds={esp, "api"},
+        tags={"layer": "activation"},
+        pool=WAREHOUSE_POOL,
+        required_resource_keys={"warehouse", "exports", f"{esp}_api"},
+        description=f"{vendor}: the segments' subscribed members, delivered. With {variable} "
+        f"set, synced through {vendor}'s API (the changes since what {vendor} last "
+        "acknowledged, batch by batch; marts.sync_log and marts.sync_errors say what happened); "
+        f"without it, written as {files} under exports/{esp}/.",
+    )
+    def _asset(context: dg.AssetExecutionContext, config: DeliveryConfig) -> dg.MaterializeResult:
+        api = getattr(context.resources, f"{esp}_api")
+        warehouse: WarehouseResource = context.resources.warehouse
+        if api.enabled:
+            return _sync(esp, api, warehouse, config, context)
+        return _export_files(esp, warehouse, context.resources.exports, config, context)
+
+    return _asset
+
+
+SUPPRESSION = dg.AssetKey(["activation", "suppression_list"])
+
+
+@dg.asset(
+    key=SUPPRESSION,
+    group_name="activation",
+    deps=GATES,
+    kinds={"csv"},
+    tags={"layer": "activation"},
+    pool=WAREHOUSE_POOL,
+    description="Addresses ESPs must not mail (unsubscribed, bounced, complained), one row per "
+    "address.",
+)
+def suppression_list(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, exports: ExportsResource
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as connection:
         rows = connection.sql(
@@ -82,7 +151,6 @@ def _suppression(
     reasons = dict(rows.group_by("reason").len().iter_rows()) if rows.height else {}
     context.log.info(f"suppression list: {rows.height} addresses")
     return dg.MaterializeResult(
-        asset_key=SUPPRESSION,
         metadata={
             "dagster/row_count": rows.height,
             "reasons": reasons,
@@ -91,48 +159,6 @@ def _suppression(
     )
 
 
-SUPPRESSION = dg.AssetKey(["activation", "suppression_list"])
-EXPORT_SPECS = [
-    dg.AssetSpec(
-        ["activation", f"{esp}_export"],
-        group_name="activation",
-        deps=[AUDIENCE, *GATES],
-        kinds={"csv" if esp != "braze" else "json"},
-        tags={"layer": "activation"},
-        description=f"{ESP_NAMES[esp]}: per segment, the people added and removed since the "
-        "last export (subscribed people only).",
-    )
-    for esp in FORMATS
-] + [
-    dg.AssetSpec(
-        SUPPRESSION,
-        group_name="activation",
-        deps=GATES,
-        kinds={"csv"},
-        tags={"layer": "activation"},
-        description="Addresses ESPs must not mail (unsubscribed, bounced, complained), "
-        "one row per address.",
-    )
-]
-
-
-@dg.multi_asset(name="activation_exports", specs=EXPORT_SPECS, can_subset=True, pool=WAREHOUSE_POOL)
-def activation_exports(
-    context: dg.AssetExecutionContext,
-    config: ExportConfig,
-    warehouse: WarehouseResource,
-    exports: ExportsResource,
-) -> Iterator[dg.MaterializeResult]:
-    """Consent-aware audience exports for each ESP, and the suppression list."""
-    selected = context.selected_asset_keys
-    esps = [esp for esp in FORMATS if dg.AssetKey(["activation", f"{esp}_export"]) in selected]
-    if esps:
-        members = _subscribed_members(warehouse)
-        for esp in esps:
-            yield _export(esp, members, exports, config.full, context)
-    if SUPPRESSION in selected:
-        yield _suppression(warehouse, exports, context)
-
-
-activation_assets = [activation_exports]
+delivery_assets = [_delivery_asset(esp) for esp in FORMATS]
+activation_assets = [*delivery_assets, suppression_list]
 EXPORT_KEYS = [dg.AssetKey(["activation", f"{esp}_export"]) for esp in FORMATS]

@@ -259,7 +259,7 @@ def test_a_killed_run_leaves_nothing_that_blocks_and_a_stopped_run_stops(
 PHASES = {
     "landing events": ("lake__esp_events - esp_events 2026-", "refresh_warehouse:"),
     "extracting": ("lake__enrichment - enrichment:", "Running dbt command"),
-    "exporting": ("activation_exports - mailchimp:", "suppression list:"),
+    "exporting": ("activation__braze_export - braze:", "suppression list:"),
 }
 
 

@@ -61,7 +61,7 @@ def serve(answer: Callable[[Request], Reply]) -> Iterator[str]:
                 return
             self.wfile.write(reply.body)
 
-        do_GET = do_POST = _handle  # noqa: N815
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle  # noqa: N815
 
         def log_message(self, *args: object) -> None:
             pass

@@ -6,6 +6,7 @@ import dagster as dg
 
 from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.crm_api import HubspotPull, SalesforcePull
+from inboxgraph.resources.esp_api import BrazeApi, KlaviyoApi, MailchimpApi
 from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.mixpanel import MixpanelExport
 from inboxgraph.resources.sources import (
@@ -60,6 +61,20 @@ def source_resources() -> dict[str, dg.ConfigurableResource]:
             )
             for source in SALESFORCE_FOLDERS
         },
+        "mailchimp_api": MailchimpApi(
+            api_key=dg.EnvVar("INBOXGRAPH_MAILCHIMP_API_KEY"),
+            list_id=dg.EnvVar("INBOXGRAPH_MAILCHIMP_LIST_ID"),
+            api_url=dg.EnvVar("INBOXGRAPH_MAILCHIMP_API_URL"),
+        ),
+        "klaviyo_api": KlaviyoApi(
+            api_key=dg.EnvVar("INBOXGRAPH_KLAVIYO_API_KEY"),
+            list_id=dg.EnvVar("INBOXGRAPH_KLAVIYO_LIST_ID"),
+            api_url=dg.EnvVar("INBOXGRAPH_KLAVIYO_API_URL"),
+        ),
+        "braze_api": BrazeApi(
+            api_key=dg.EnvVar("INBOXGRAPH_BRAZE_API_KEY"),
+            api_url=dg.EnvVar("INBOXGRAPH_BRAZE_API_URL"),
+        ),
         "shop_db": ShopDatabase(url=dg.EnvVar("INBOXGRAPH_SHOP_DB_URL"), home=HOME),
         "enrichment_files": EnrichmentSource(landing_url=LANDING, home=HOME),
     }

@@ -1,0 +1,373 @@
+"""The ESPs' APIs as sync destinations (inboxgraph.destinations): Mailchimp and Braze on dlt's
+retrying HTTP session, Klaviyo through its maintained SDK (``klaviyo-api``).
+
+Every request is retried the vendor's way where that is safe: 429 after ``Retry-After``, 5xx
+and dropped connections with exponential backoff. The writes are upserts (a Mailchimp member by
+address, a Klaviyo profile by email, a Braze user by external id, a tag or segment set to a
+state), so a batch sent again after an answer that never arrived changes nothing. 401/403 fail
+the sync at once with one sentence naming the variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import requests
+import tenacity
+from dlt.sources.helpers.requests import Client
+
+from inboxgraph.destinations import Change, Outcome
+
+MAILCHIMP_BATCH = 500  # POST /lists/{list_id}: at most 500 members a call
+BRAZE_BATCH = 75  # /users/track: at most 75 attribute objects a request
+KLAVIYO_BATCH = 1000  # list relationships: at most 1,000 profiles a call (imports take 10,000)
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's id of a member: the MD5 of the lower-cased address."""
+    return hashlib.md5(email.lower().encode()).hexdigest()  # noqa: S324 (the vendor's id)
+
+
+def _session(attempts: int, backoff: float) -> requests.Session:
+    return Client(
+        request_timeout=60,
+        request_max_attempts=attempts,
+        request_backoff_factor=backoff,
+        request_max_retry_delay=120,
+        raise_for_status=False,
+    ).session
+
+
+def _checked(vendor: str, variable: str, response: requests.Response) -> requests.Response:
+    if response.status_code in (401, 403):
+        raise dg.Failure(
+            f"{vendor} refused the API key ({response.status_code}: {response.text[:200]}); "
+            f"check {variable}",
+            allow_retries=False,
+        )
+    if response.status_code >= 400:
+        raise dg.Failure(
+            f"{vendor} answered {response.status_code} to {response.request.method} "
+            f"{response.request.path_url.split('?')[0]}: {response.text[:300]}"
+        )
+    return response
+
+
+def _reachable(vendor: str, call: Callable[[], requests.Response]) -> requests.Response:
+    try:
+        return call()
+    except requests.exceptions.RequestException as error:
+        raise dg.Failure(f"{vendor} could not be reached: {error}") from None
+
+
+def _merge_fields(change: Change) -> dict[str, str]:
+    fields = change.fields
+    products = fields.get("featured_products") or []
+    values = {
+        "FNAME": fields.get("first_name"),
+        "LNAME": fields.get("last_name"),
+        "TOPCAT": fields.get("top_category"),
+        "PRODUCTS": "|".join(products),
+        "LTVTIER": fields.get("lifetime_value_tier"),
+    }
+    return {k: "" if v is None else str(v) for k, v in values.items()}
+
+
+class MailchimpApi(dg.ConfigurableResource):
+    """Mailchimp Marketing API v3: members upserted in batches of 500 (``POST
+    /lists/{list_id}``, status subscribed, merge fields, the segments as tags), removed
+    segments untagged (``POST /lists/{list_id}/members/{subscriber_hash}/tags``, inactive)."""
+
+    api_key: str = ""
+    list_id: str = ""
+    api_url: str = ""
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+
+    name: str = "mailchimp"
+    batch_size: int = MAILCHIMP_BATCH
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+    @property
+    def base_url(self) -> str:
+        """INBOXGRAPH_MAILCHIMP_API_URL, else the data center the key names (``...-us21``)."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        center = self.api_key.rsplit("-", 1)[-1] if "-" in self.api_key else "us1"
+        return f"https://{center}.api.mailchimp.com"
+
+    def send(self, batch: list[Change]) -> Outcome:
+        if not self.list_id:
+            raise dg.Failure("INBOXGRAPH_MAILCHIMP_LIST_ID is not set: name the audience to sync")
+        session = _session(self.max_attempts, self.backoff_seconds)
+        session.auth = ("inboxgraph", self.api_key)
+        outcome = Outcome()
+        staying = [c for c in batch if not c.leaving]
+        if staying:
+            body = {
+                "members": [
+                    {
+                        "email_address": c.email,
+                        "status": "subscribed",
+                        "merge_fields": _merge_fields(c),
+                        "tags": c.add,
+                    }
+                    for c in staying
+                ],
+                "update_existing": True,
+            }
+            url = f"{self.base_url}/3.0/lists/{self.list_id}"
+            answer = _checked(
+                "Mailchimp",
+                "INBOXGRAPH_MAILCHIMP_API_KEY",
+                _reachable("Mailchimp", lambda: session.post(url, json=body)),
+            ).json()
+            refused = {e["email_address"].lower(): e["error"] for e in answer.get("errors", [])}
+            for change in staying:
+                reason = refused.get(change.email.lower())
+                if reason:
+                    outcome.refused[change.person_id] = reason
+                else:
+                    outcome.acknowledged[change.person_id] = subscriber_hash(change.email)
+        for change in batch:
+            if not change.remove or change.person_id in outcome.refused:
+                continue
+            member = change.esp_ref or subscriber_hash(change.email)
+            url = f"{self.base_url}/3.0/lists/{self.list_id}/members/{member}/tags"
+            tags = {"tags": [{"name": s, "status": "inactive"} for s in change.remove]}
+            response = _reachable(
+                "Mailchimp", lambda url=url, tags=tags: session.post(url, json=tags)
+            )
+            if response.status_code != 404:  # a member Mailchimp no longer has keeps no tag
+                _checked("Mailchimp", "INBOXGRAPH_MAILCHIMP_API_KEY", response)
+            outcome.acknowledged.setdefault(change.person_id, member)
+        return outcome
+
+
+class BrazeApi(dg.ConfigurableResource):
+    """Braze ``/users/track``: one attribute object per person (external id: the person id),
+    at most 75 a request, the segments in the custom array ``inboxgraph_segments``."""
+
+    api_key: str = ""
+    api_url: str = ""
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+
+    name: str = "braze"
+    batch_size: int = BRAZE_BATCH
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+    def send(self, batch: list[Change]) -> Outcome:
+        if not self.api_url:
+            raise dg.Failure(
+                "INBOXGRAPH_BRAZE_API_URL is not set: give your Braze REST endpoint "
+                "(https://rest.<instance>.braze.com)"
+            )
+        session = _session(self.max_attempts, self.backoff_seconds)
+        objects: list[dict[str, Any]] = []
+        for change in batch:
+            segments: dict[str, list[str]] = {}
+            if change.add:
+                segments["add"] = change.add
+            if change.remove:
+                segments["remove"] = change.remove
+            item: dict[str, Any] = {"external_id": change.person_id}
+            if not change.leaving:
+                products = change.fields.get("featured_products") or []
+                item.update(
+                    email=change.email,
+                    first_name=change.fields.get("first_name"),
+                    top_category=change.fields.get("top_category"),
+                    featured_products=list(products),
+                    lifetime_value_tier=change.fields.get("lifetime_value_tier"),
+                    email_subscribe="subscribed",
+                )
+            if segments:
+                item["inboxgraph_segments"] = segments
+            objects.append(item)
+        url = f"{self.api_url.rstrip('/')}/users/track"
+        answer = _checked(
+            "Braze",
+            "INBOXGRAPH_BRAZE_API_KEY",
+            _reachable(
+                "Braze",
+                lambda: session.post(
+                    url,
+                    json={"attributes": objects},
+                    headers={"Authorization": f"Bearer {self.api_key}"},
+                ),
+            ),
+        ).json()
+        refused = {e.get("index"): e.get("type", "refused") for e in answer.get("errors", [])}
+        outcome = Outcome()
+        for index, change in enumerate(batch):
+            if index in refused:
+                outcome.refused[change.person_id] = str(refused[index])
+            else:
+                outcome.acknowledged[change.person_id] = change.person_id
+        return outcome
+
+
+class KlaviyoApi(dg.ConfigurableResource):
+    """Klaviyo through ``klaviyo-api``: profiles through a bulk import job (waited for, its
+    import errors read), then list membership through the list's relationships endpoints
+    (added for people in any segment, removed for people in none). The segments are the
+    profile property ``inboxgraph_segments``."""
+
+    api_key: str = ""
+    list_id: str = ""
+    api_url: str = ""
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+    job_wait_seconds: float = 600.0
+
+    name: str = "klaviyo"
+    batch_size: int = KLAVIYO_BATCH
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+    def _client(self) -> Any:
+        from klaviyo_api import KlaviyoAPI
+        from openapi_client.api_arg_options import USE_DICTIONARY_FOR_RESPONSE_DATA
+
+        return KlaviyoAPI(
+            self.api_key,
+            max_delay=60,
+            max_retries=self.max_attempts,
+            test_host=self.api_url.rstrip("/"),
+            options={USE_DICTIONARY_FOR_RESPONSE_DATA: True},
+        )
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """The SDK retries 429 and 503/504 itself; 500s and dropped connections too here."""
+        from openapi_client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as ConnectionTrouble
+
+        def retryable(error: BaseException) -> bool:
+            if isinstance(error, ApiException):
+                return error.status is not None and error.status >= 500
+            return isinstance(error, ConnectionTrouble | ConnectionError)
+
+        try:
+            return tenacity.Retrying(
+                stop=tenacity.stop_after_attempt(self.max_attempts),
+                wait=tenacity.wait_exponential(multiplier=self.backoff_seconds, max=60),
+                retry=tenacity.retry_if_exception(retryable),
+                reraise=True,
+            )(call)
+        except ApiException as error:
+            if error.status in (401, 403):
+                raise dg.Failure(
+                    f"Klaviyo refused the API key ({error.status}: {str(error.body)[:200]}); "
+                    "check INBOXGRAPH_KLAVIYO_API_KEY",
+                    allow_retries=False,
+                ) from None
+            raise dg.Failure(f"Klaviyo answered {error.status}: {str(error.body)[:300]}") from None
+        except (ConnectionTrouble, ConnectionError) as error:
+            raise dg.Failure(f"Klaviyo could not be reached: {error}") from None
+
+    def send(self, batch: list[Change]) -> Outcome:
+        if not self.list_id:
+            raise dg.Failure("INBOXGRAPH_KLAVIYO_LIST_ID is not set: name the list to sync")
+        klaviyo = self._client()
+        outcome = Outcome()
+        staying = [c for c in batch if not c.leaving]
+        if staying:
+            ids = self._import(klaviyo, staying, outcome)
+            joining = [ids[c.person_id] for c in staying if c.person_id in ids]
+            for start in range(0, len(joining), KLAVIYO_BATCH):
+                chunk = [
+                    {"type": "profile", "id": i} for i in joining[start : start + KLAVIYO_BATCH]
+                ]
+                self._call(
+                    lambda chunk=chunk: klaviyo.Lists.add_profiles_to_list(
+                        self.list_id, {"data": chunk}
+                    )
+                )
+        leaving = [c for c in batch if c.leaving]
+        known = [c for c in leaving if c.esp_ref]
+        if known:
+            data = [{"type": "profile", "id": c.esp_ref} for c in known]
+            self._call(
+                lambda: klaviyo.Lists.remove_profiles_from_list(self.list_id, {"data": data})
+            )
+        for change in leaving:
+            outcome.acknowledged[change.person_id] = change.esp_ref
+        return outcome
+
+    def _import(self, klaviyo: Any, staying: list[Change], outcome: Outcome) -> dict[str, str]:
+        """One bulk import job for ``staying``; returns person id -> Klaviyo profile id for the
+        profiles imported, and records the refused ones."""
+        profiles = []
+        for change in staying:
+            products = change.fields.get("featured_products") or []
+            properties = {
+                "inboxgraph_segments": change.segments,
+                "top_category": change.fields.get("top_category"),
+                "featured_products": list(products),
+                "lifetime_value_tier": change.fields.get("lifetime_value_tier"),
+            }
+            attributes = {
+                "email": change.email,
+                "first_name": change.fields.get("first_name"),
+                "last_name": change.fields.get("last_name"),
+                "properties": properties,
+            }
+            profiles.append({"type": "profile", "attributes": attributes})
+        body = {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {"profiles": {"data": profiles}},
+            }
+        }
+        job = self._call(lambda: klaviyo.Profiles.bulk_import_profiles(body))["data"]
+        job_id = job["id"]
+        deadline = time.monotonic() + self.job_wait_seconds
+        while job["attributes"]["status"] not in ("complete", "cancelled"):
+            if time.monotonic() > deadline:
+                raise dg.Failure(f"Klaviyo's import job {job['id']} did not finish in time")
+            time.sleep(min(2.0, self.backoff_seconds))
+            job = self._call(lambda: klaviyo.Profiles.get_bulk_import_profiles_job(job_id))["data"]
+        errors = self._call(
+            lambda: klaviyo.Profiles.get_errors_for_bulk_import_profiles_job(job_id)
+        )["data"]
+        by_email = {c.email.lower(): c for c in staying}
+        for error in errors:
+            email = str((error["attributes"].get("original_payload") or {}).get("email", ""))
+            change = by_email.get(email.strip().lower())
+            if change is not None:
+                outcome.refused[change.person_id] = error["attributes"].get("detail") or "refused"
+        imported = self._call(
+            lambda: klaviyo.Profiles.get_profiles_for_bulk_import_profiles_job(
+                job_id, page_size=100
+            )
+        )
+        ids: dict[str, str] = {}
+        while True:
+            for profile in imported["data"]:
+                change = by_email.get(str(profile["attributes"].get("email", "")).lower())
+                if change is not None and change.person_id not in outcome.refused:
+                    ids[change.person_id] = profile["id"]
+                    outcome.acknowledged[change.person_id] = profile["id"]
+            following = (imported.get("links") or {}).get("next")
+            if not following:
+                return ids
+            imported = self._call(
+                lambda following=following: (
+                    klaviyo.Profiles.get_profiles_for_bulk_import_profiles_job(
+                        job_id, page_cursor=following, page_size=100
+                    )
+                )
+            )
