@@ -4,6 +4,8 @@ import files otherwise), and the suppression list."""
 from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
+import polars as pl
 
 from inboxgraph.activation import FORMATS, export
 from inboxgraph.assets.warehouse import WAREHOUSE_POOL
@@ -11,6 +13,7 @@ from inboxgraph.destinations import sync
 from inboxgraph.resources.exports import ExportsResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.storage import write_bytes_atomic
+from inboxgraph.webhooks import WITHDRAWALS
 
 # Direct dependencies on the marts with blocking contracts, so a failed check stops exports.
 GATES = [
@@ -28,6 +31,34 @@ SUBSCRIBED_MEMBERS = (
     "using (person_id) where p.preferences.email_status = 'subscribed' "
     "order by segment_id, person_id"
 )
+# Who withdrew since the profiles were built: an unsubscribe, complaint or bounce in the lake's
+# ESP events (a webhook lands one within a minute) later than the profile's last consent
+# signal. Left out of every audience at once, before the next refresh recomputes the profile.
+WITHDRAWN = f"""
+select p.email
+from lake.esp_events as e
+join marts.customer_profiles as p on p.email = e.email
+where e.event in {WITHDRAWALS}
+group by p.email, p.preferences.consent_updated_at
+having max(e.timestamp) > coalesce(p.preferences.consent_updated_at, timestamp '1970-01-01')
+"""
+SUPPRESSED = (
+    "select email from marts.customer_profiles where email is not null and "
+    "preferences.email_status in ('unsubscribed', 'bounced', 'complained')"
+)
+
+
+def audience_now(connection: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, set[str], set[str]]:
+    """The subscribed members less whoever withdrew since (their addresses), and every address
+    an ESP must not mail."""
+    members = connection.sql(SUBSCRIBED_MEMBERS).pl()
+    has_events = connection.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'lake' and table_name = 'esp_events'"
+    ).fetchone()[0]
+    withdrawn = {r[0] for r in connection.execute(WITHDRAWN).fetchall()} if has_events else set()
+    suppressed = {r[0] for r in connection.execute(SUPPRESSED).fetchall()} | withdrawn
+    return members.filter(~pl.col("email").is_in(sorted(withdrawn))), withdrawn, suppressed
 
 
 class DeliveryConfig(dg.Config):
@@ -46,7 +77,7 @@ def _export_files(
     context: dg.AssetExecutionContext,
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as connection:
-        members = connection.sql(SUBSCRIBED_MEMBERS).pl()
+        members, withdrawn, _ = audience_now(connection)
     export_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     counts = export(exports.store(), esp, members, export_id, full=config.full)
     files = counts.pop("_files")["written"]
@@ -63,6 +94,7 @@ def _export_files(
             "per_segment": dg.MetadataValue.json(counts),
             "export_id": export_id if files else "no change",
             "full": config.full,
+            "withdrawn_since_refresh": len(withdrawn),
         },
     )
 
@@ -75,9 +107,20 @@ def _sync(
     context: dg.AssetExecutionContext,
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=False) as connection:
-        audience = connection.sql(SUBSCRIBED_MEMBERS).pl()
+        audience, withdrawn, suppressed = audience_now(connection)
+        if withdrawn:
+            context.log.info(
+                f"{esp}: {len(withdrawn)} people withdrew since the last refresh (ESP events): "
+                "left out, and suppressed where the ESP has them"
+            )
         report = sync(
-            connection, api, audience, context.run.run_id, config.dry_run, context.log.info
+            connection,
+            api,
+            audience,
+            context.run.run_id,
+            config.dry_run,
+            context.log.info,
+            suppressed=suppressed,
         )
     totals = report.totals()
     if report.errors:
@@ -91,6 +134,8 @@ def _sync(
             "dagster/row_count": audience.height,
             **totals,
             "people_changed": report.people,
+            "suppressed": report.suppressed,
+            "withdrawn_since_refresh": len(withdrawn),
             "batches": report.batches,
             "per_segment": dg.MetadataValue.json(report.per_segment()),
         },

@@ -323,11 +323,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     from inboxgraph.collector import (
         CollectorSettings,
+        EspEventsSink,
         KafkaSink,
         LandingSink,
         build_app,
         server_config,
     )
+    from inboxgraph.webhooks import ESPS
 
     paths = ensure_environment()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
@@ -342,8 +344,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
         where = f"{paths.landing_url}/web_events (batch path)"
     write_key = os.environ.get("INBOXGRAPH_WRITE_KEY") or None
+    secrets = {
+        esp: os.environ[f"INBOXGRAPH_{esp.upper()}_WEBHOOK_SECRET"]
+        for esp in ESPS
+        if os.environ.get(f"INBOXGRAPH_{esp.upper()}_WEBHOOK_SECRET")
+    }
+    esp_sink = None
+    if secrets:
+        # The ESPs' webhooks append to the landing zone's ESP events.
+        where_esp = require_local(paths.landing_url, "the ESP webhooks' landing zone")
+        esp_sink = EspEventsSink(Path(where_esp))
     settings = CollectorSettings(
         write_key=write_key,
+        webhook_secrets=secrets,
         # Unset flags keep CollectorSettings' defaults (the collector is imported only here).
         **{
             field: getattr(args, field)
@@ -351,10 +364,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
             if getattr(args, field) is not None
         },
     )
-    app = build_app(sink, settings)
+    app = build_app(sink, settings, esp_sink=esp_sink)
     print(
         f"collecting on http://{args.host}:{args.port}/v1/ into {where}; "
-        f"write key {'required' if write_key else 'not required'}",
+        f"write key {'required' if write_key else 'not required'}; ESP webhooks: "
+        + (", ".join(f"/webhooks/{esp}" for esp in secrets) or "none (no secret set)"),
         flush=True,
     )
     try:

@@ -6,6 +6,12 @@ with the lake's own rules (``inboxgraph.transforms.web_events``), get ``received
 ``messageId`` when missing), and the request is answered 200 only once they are durable:
 acknowledged by Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else appended and fsynced to the
 landing zone, where the batch path lands them.
+
+``POST /webhooks/<esp>`` (``mailchimp``, ``sendgrid``, ``klaviyo``) takes the ESPs' consent
+webhooks, authenticated as each vendor does (inboxgraph.webhooks) with the secret in
+``INBOXGRAPH_<ESP>_WEBHOOK_SECRET``; an ESP without a secret has no endpoint. Their events are
+appended (and fsynced) to the landing zone's ESP events, where the batch path lands them and
+the next audience sync leaves out whoever withdrew.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from inboxgraph import webhooks
 from inboxgraph.transforms import web_events
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -82,6 +89,26 @@ class LandingSink:
         probe = self.root / f".ready-{self.name}"
         probe.write_bytes(b"")
         probe.unlink()
+
+
+class EspEventsSink:
+    """Appends webhook events to ``<landing>/esp_events/<received date>/webhook-<esp>-<host>-
+    <pid>.jsonl`` and fsyncs before returning: the ESP events' batch path lands them."""
+
+    def __init__(self, landing: Path) -> None:
+        self.root = Path(landing) / "esp_events"
+        self.lock = threading.Lock()
+
+    def write(self, esp: str, events: list[dict]) -> None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        folder = self.root / day
+        name = f"webhook-{esp}-{socket.gethostname()}-{os.getpid()}.jsonl"
+        with self.lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / name, "ab") as handle:
+                handle.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 class _Deliveries:
@@ -195,6 +222,9 @@ class CollectorSettings:
     # one (one byte a second, say) is cut off.
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
+    # ESP -> the secret (or SendGrid's verification key) its webhooks are checked with; an ESP
+    # not named has no webhook endpoint.
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
 
 
 class Rejected(Exception):
@@ -484,7 +514,10 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 
 def build_app(
-    sink: Sink, settings: CollectorSettings, on_accept: Callable[[int], None] | None = None
+    sink: Sink,
+    settings: CollectorSettings,
+    on_accept: Callable[[int], None] | None = None,
+    esp_sink: EspEventsSink | None = None,
 ) -> Starlette:
     validator = GroupValidator()
     per_client = RateLimiter(settings.rate_per_client, settings.burst_per_client)
@@ -544,6 +577,33 @@ def build_app(
             on_accept(len(messages))
         return JSONResponse({"success": True})
 
+    async def webhook(request: Request) -> JSONResponse:
+        esp = request.path_params["esp"]
+        secret = settings.webhook_secrets.get(esp)
+        if esp not in webhooks.ESPS or not secret or esp_sink is None:
+            return JSONResponse({"error": f"no webhook endpoint for {esp!r}"}, status_code=404)
+        client = request.client.host if request.client else "unknown"
+        if wait := per_client.wait_seconds(client):
+            return _too_many(wait, "client").response()
+        if request.method == "GET":  # Mailchimp checks the URL before it saves the webhook
+            return JSONResponse({"status": "ok"})
+        try:
+            raw = await read_body(request, settings.max_batch_bytes, settings.body_timeout_seconds)
+            query = dict(request.query_params)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            events = await run_in_threadpool(webhooks.verify, esp, query, headers, raw, secret)
+            if events:
+                await run_in_threadpool(esp_sink.write, esp, events)
+        except Rejected as rejected:
+            return rejected.response()
+        except webhooks.Unauthorized as refused:
+            return JSONResponse({"error": f"unauthorized: {refused}"}, status_code=401)
+        except webhooks.Malformed as malformed:
+            return JSONResponse({"error": str(malformed)}, status_code=400)
+        except OSError as exc:
+            return JSONResponse({"error": f"not stored: {exc}"}, status_code=503)
+        return JSONResponse({"success": True, "events": len(events)})
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -560,6 +620,7 @@ def build_app(
     return Starlette(
         routes=[
             Route("/v1/{call}", handle, methods=["POST"]),
+            Route("/webhooks/{esp}", webhook, methods=["POST", "GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
         ],

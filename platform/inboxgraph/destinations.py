@@ -75,6 +75,7 @@ class Change:
     remove: list[str]
     fields_hash: str
     esp_ref: str | None = None  # the ESP's id for the person, from the last sync
+    suppress: bool = False  # leaving because they withdrew: the ESP's suppression too
 
     @property
     def leaving(self) -> bool:
@@ -107,9 +108,14 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def plan(
-    connection: duckdb.DuckDBPyConnection, destination: str, audience: pl.DataFrame
+    connection: duckdb.DuckDBPyConnection,
+    destination: str,
+    audience: pl.DataFrame,
+    suppressed: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[Change], dict[str, int]]:
-    """The changes to send, one per person, and the memberships unchanged per segment."""
+    """The changes to send, one per person, and the memberships unchanged per segment. A
+    person leaving every segment whose address is in ``suppressed`` (unsubscribed, bounced,
+    complained) is suppressed at the ESP too."""
     held = connection.execute(
         "select segment_id, person_id, email, fields_hash, esp_ref from activation.sync_state "
         "where destination = ?",
@@ -159,6 +165,7 @@ def plan(
                 remove=sorted(previous - segments),
                 fields_hash=digest,
                 esp_ref=before["ref"] if before else None,
+                suppress=now is None and before is not None and before["email"] in suppressed,
             )
         )
     return changes, unchanged
@@ -215,6 +222,7 @@ class SyncReport:
     errors: list[tuple[Change, str]] = field(default_factory=list)
     batches: int = 0
     people: int = 0
+    suppressed: int = 0
 
     def count(self, change: Change, ok: bool) -> None:
         if ok:
@@ -264,11 +272,12 @@ def sync(
     run_id: str,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
+    suppressed: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> SyncReport:
     """Send the audience's changes to ``destination``; the state advances per acknowledged
     batch, and the sync log is written even when a batch fails (then the error is raised)."""
     ensure_tables(connection)
-    changes, unchanged = plan(connection, destination.name, audience)
+    changes, unchanged = plan(connection, destination.name, audience, suppressed)
     report = SyncReport(destination.name, dry_run, unchanged=unchanged)
     report.people = len(changes)
     started = time.monotonic()
@@ -288,6 +297,7 @@ def sync(
             for change in batch:
                 if change.person_id in outcome.acknowledged:
                     report.count(change, ok=True)
+                    report.suppressed += change.suppress
                 else:
                     reason = outcome.refused.get(change.person_id, "not acknowledged by the ESP")
                     report.count(change, ok=False)

@@ -147,3 +147,55 @@ def test_the_sync_log_says_what_each_destination_did(delivered) -> None:  # type
     logged = {destination: (added, failed) for destination, added, failed in rows}
     assert set(logged) >= {"klaviyo", "braze"}
     assert logged["klaviyo"][0] > 0 and logged["klaviyo"][1] == 0
+
+
+def test_an_unsubscribe_webhook_removes_her_from_every_esp_at_the_next_sync(delivered) -> None:  # type: ignore[no-untyped-def]
+    """No refresh in between: the webhook lands an ESP event, the events are landed in the
+    lake, and the next sync leaves her out everywhere and suppresses her; an unsigned or
+    wrongly signed webhook gets 401 and changes nothing."""
+    import requests
+
+    from inboxgraph.assets.activation import EXPORT_KEYS, activation_assets
+    from inboxgraph.collector import CollectorSettings, EspEventsSink, LandingSink, build_app
+    from inboxgraph.definitions import defs
+    from tests.stream.server import serve
+
+    paths, fakes, _ = delivered
+    fakes["mailchimp"].down = False
+    email = sorted(_expected(paths))[0]
+    secret = "mailchimp-webhook-secret-42"
+    landing = Path(paths.landing_url)
+    settings = CollectorSettings(webhook_secrets={"mailchimp": secret})
+    app = build_app(LandingSink(landing), settings, esp_sink=EspEventsSink(landing))
+    form = {"type": "unsubscribe", "fired_at": "2026-12-02 10:15:00", "data[email]": email}
+    with serve(app, settings) as url:
+        unsigned = requests.post(f"{url}/webhooks/mailchimp", data=form, timeout=10)
+        wrong = requests.post(f"{url}/webhooks/mailchimp?secret=guess", data=form, timeout=10)
+        assert (unsigned.status_code, wrong.status_code) == (401, 401)
+        assert not list((landing / "esp_events").rglob("webhook-*.jsonl"))
+        signed = requests.post(f"{url}/webhooks/mailchimp?secret={secret}", data=form, timeout=10)
+        assert signed.status_code == 200
+    run_pipeline(paths, as_of=AS_OF, log=lambda _: None, warehouse=False)  # lands the events
+
+    def sync() -> None:
+        result = dg.materialize(
+            activation_assets,
+            resources=defs.resources,
+            instance=prepare_instance(paths),
+            selection=dg.AssetSelection.assets(*EXPORT_KEYS),
+        )
+        assert result.success
+
+    sync()
+    for esp, fake in fakes.items():
+        assert email not in fake.audience(), esp
+    assert fakes["mailchimp"].members[subscriber_hash(email)]["status"] == "unsubscribed"
+    assert email in fakes["klaviyo"].suppressed
+    braze = next(u for u in fakes["braze"].users.values() if u.get("email") == email)
+    assert braze["email_subscribe"] == "unsubscribed"
+    # Never added again: a later sync, and the profiles rebuilt, leave her out still.
+    rerun = run_pipeline(paths, as_of=AS_OF, log=lambda _: None)
+    assert rerun.succeeded, rerun.failed_steps
+    sync()
+    for esp, fake in fakes.items():
+        assert email not in fake.audience(), esp

@@ -109,7 +109,9 @@ class MailchimpApi(dg.ConfigurableResource):
         session = _session(self.max_attempts, self.backoff_seconds)
         session.auth = ("inboxgraph", self.api_key)
         outcome = Outcome()
-        staying = [c for c in batch if not c.leaving]
+        # Subscribed members upserted, and those who withdrew set to unsubscribed (Mailchimp's
+        # own suppression: it never mails them again until they opt in themselves).
+        staying = [c for c in batch if not c.leaving or c.suppress]
         if staying:
             body = {
                 "members": [
@@ -119,6 +121,8 @@ class MailchimpApi(dg.ConfigurableResource):
                         "merge_fields": _merge_fields(c),
                         "tags": c.add,
                     }
+                    if not c.leaving
+                    else {"email_address": c.email, "status": "unsubscribed"}
                     for c in staying
                 ],
                 "update_existing": True,
@@ -182,6 +186,8 @@ class BrazeApi(dg.ConfigurableResource):
             if change.remove:
                 segments["remove"] = change.remove
             item: dict[str, Any] = {"external_id": change.person_id}
+            if change.suppress:  # withdrew: Braze's own subscription state says so
+                item["email_subscribe"] = "unsubscribed"
             if not change.leaving:
                 products = change.fields.get("featured_products") or []
                 item.update(
@@ -303,6 +309,16 @@ class KlaviyoApi(dg.ConfigurableResource):
             self._call(
                 lambda: klaviyo.Lists.remove_profiles_from_list(self.list_id, {"data": data})
             )
+        withdrawn = [c for c in leaving if c.suppress]
+        if withdrawn:  # Klaviyo's own suppression: no email until they opt in again
+            profiles = [{"type": "profile", "attributes": {"email": c.email}} for c in withdrawn]
+            job = {
+                "data": {
+                    "type": "profile-suppression-bulk-create-job",
+                    "attributes": {"profiles": {"data": profiles}},
+                }
+            }
+            self._call(lambda: klaviyo.Profiles.bulk_suppress_profiles(job))
         for change in leaving:
             outcome.acknowledged[change.person_id] = change.esp_ref
         return outcome
