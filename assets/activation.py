@@ -38,7 +38,7 @@ WITHDRAWN = f"""
 select p.email
 from lake.esp_events as e
 join marts.customer_profiles as p on p.email = e.email
-where e.event in {WITHDRAWALS}
+where e.event in {WITHDRAWALS} and p.preferences.email_status = 'subscribed'
 group by p.email, p.preferences.consent_updated_at
 having max(e.timestamp) > coalesce(p.preferences.consent_updated_at, timestamp '1970-01-01')
 """
@@ -178,8 +178,8 @@ SUPPRESSION = dg.AssetKey(["activation", "suppression_list"])
     kinds={"csv"},
     tags={"layer": "activation"},
     pool=WAREHOUSE_POOL,
-    description="Addresses ESPs must not mail (unsubscribed, bounced, complained), one row per "
-    "address.",
+    description="Addresses ESPs must not mail (unsubscribed, bounced, complained, and anyone "
+    "whose withdrawal reached the ESP events since the last refresh), one row per address.",
 )
 def suppression_list(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, exports: ExportsResource
@@ -191,6 +191,13 @@ def suppression_list(
             "where email is not null and preferences.email_status in "
             "('unsubscribed', 'bounced', 'complained') order by email"
         ).pl()
+        _, withdrawn, _ = audience_now(connection)
+    # Who withdrew since the last refresh (an ESP webhook, say) is suppressed already.
+    late = pl.DataFrame(
+        {"email": sorted(withdrawn), "reason": "withdrawn since the last refresh"},
+        schema={"email": pl.String, "reason": pl.String},
+    ).with_columns(since=pl.lit(None, dtype=rows.schema["since"]))
+    rows = pl.concat([rows, late.select(rows.columns)]).sort("email")
     target = exports.root / "suppression" / "suppressions.csv"
     write_bytes_atomic(target, rows.write_csv().encode())
     reasons = dict(rows.group_by("reason").len().iter_rows()) if rows.height else {}
