@@ -11,6 +11,7 @@ from inboxgraph.activation import FORMATS, export
 from inboxgraph.assets.warehouse import WAREHOUSE_POOL
 from inboxgraph.destinations import sync
 from inboxgraph.resources.exports import ExportsResource
+from inboxgraph.resources.lake import LakeResource
 from inboxgraph.resources.warehouse import WarehouseResource
 from inboxgraph.storage import write_bytes_atomic
 from inboxgraph.webhooks import WITHDRAWALS
@@ -31,32 +32,43 @@ SUBSCRIBED_MEMBERS = (
     "using (person_id) where p.preferences.email_status = 'subscribed' "
     "order by segment_id, person_id"
 )
-# Who withdrew since the profiles were built: an unsubscribe, complaint or bounce in the lake's
-# ESP events (a webhook lands one within a minute) later than the profile's last consent
-# signal. Left out of every audience at once, before the next refresh recomputes the profile.
-WITHDRAWN = f"""
-select p.email
-from lake.esp_events as e
-join marts.customer_profiles as p on p.email = e.email
-where e.event in {WITHDRAWALS} and p.preferences.email_status = 'subscribed'
-group by p.email, p.preferences.consent_updated_at
-having max(e.timestamp) > coalesce(p.preferences.consent_updated_at, timestamp '1970-01-01')
-"""
 SUPPRESSED = (
     "select email from marts.customer_profiles where email is not null and "
     "preferences.email_status in ('unsubscribed', 'bounced', 'complained')"
 )
+# Who withdrew since the profiles were built: an unsubscribe, complaint or bounce in the lake's
+# ESP events (a webhook lands one within a minute) later than the last consent signal of a
+# subscribed profile. Left out of every audience at once, before the next refresh recomputes
+# the profile.
+WITHDRAWN = """
+select p.email
+from latest_withdrawals as w
+join marts.customer_profiles as p on p.email = w.email
+where p.preferences.email_status = 'subscribed'
+    and w.withdrawn_at > coalesce(p.preferences.consent_updated_at, timestamp '1970-01-01')
+"""
 
 
-def audience_now(connection: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, set[str], set[str]]:
+def audience_now(
+    connection: duckdb.DuckDBPyConnection, lake: LakeResource
+) -> tuple[pl.DataFrame, set[str], set[str]]:
     """The subscribed members less whoever withdrew since (their addresses), and every address
-    an ESP must not mail."""
+    an ESP must not mail. The ESP events are read from the lake (a local folder or S3)."""
     members = connection.sql(SUBSCRIBED_MEMBERS).pl()
-    has_events = connection.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'lake' and table_name = 'esp_events'"
-    ).fetchone()[0]
-    withdrawn = {r[0] for r in connection.execute(WITHDRAWN).fetchall()} if has_events else set()
+    events = lake.scan("raw", "esp_events")
+    withdrawn: set[str] = set()
+    if events is not None:
+        latest = (
+            events.filter(pl.col("event").is_in(WITHDRAWALS))
+            .group_by("email")
+            .agg(pl.col("timestamp").max().alias("withdrawn_at"))
+            .collect()
+        )
+        connection.register("latest_withdrawals", latest.to_arrow())
+        try:
+            withdrawn = {r[0] for r in connection.execute(WITHDRAWN).fetchall()}
+        finally:
+            connection.unregister("latest_withdrawals")
     suppressed = {r[0] for r in connection.execute(SUPPRESSED).fetchall()} | withdrawn
     return members.filter(~pl.col("email").is_in(sorted(withdrawn))), withdrawn, suppressed
 
@@ -77,7 +89,7 @@ def _export_files(
     context: dg.AssetExecutionContext,
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as connection:
-        members, withdrawn, _ = audience_now(connection)
+        members, withdrawn, _ = audience_now(connection, context.resources.lake)
     export_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     counts = export(exports.store(), esp, members, export_id, full=config.full)
     files = counts.pop("_files")["written"]
@@ -107,7 +119,7 @@ def _sync(
     context: dg.AssetExecutionContext,
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=False) as connection:
-        audience, withdrawn, suppressed = audience_now(connection)
+        audience, withdrawn, suppressed = audience_now(connection, context.resources.lake)
         if withdrawn:
             context.log.info(
                 f"{esp}: {len(withdrawn)} people withdrew since the last refresh (ESP events): "
@@ -152,7 +164,7 @@ def _delivery_asset(esp: str) -> dg.AssetsDefinition:
         kinds={esp, "api"},
         tags={"layer": "activation"},
         pool=WAREHOUSE_POOL,
-        required_resource_keys={"warehouse", "exports", f"{esp}_api"},
+        required_resource_keys={"warehouse", "exports", "lake", f"{esp}_api"},
         description=f"{vendor}: the segments' subscribed members, delivered. With {variable} "
         f"set, synced through {vendor}'s API (the changes since what {vendor} last "
         "acknowledged, batch by batch; marts.sync_log and marts.sync_errors say what happened); "
@@ -182,7 +194,10 @@ SUPPRESSION = dg.AssetKey(["activation", "suppression_list"])
     "whose withdrawal reached the ESP events since the last refresh), one row per address.",
 )
 def suppression_list(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, exports: ExportsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    exports: ExportsResource,
+    lake: LakeResource,
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as connection:
         rows = connection.sql(
@@ -191,7 +206,7 @@ def suppression_list(
             "where email is not null and preferences.email_status in "
             "('unsubscribed', 'bounced', 'complained') order by email"
         ).pl()
-        _, withdrawn, _ = audience_now(connection)
+        _, withdrawn, _ = audience_now(connection, lake)
     # Who withdrew since the last refresh (an ESP webhook, say) is suppressed already.
     late = pl.DataFrame(
         {"email": sorted(withdrawn), "reason": "withdrawn since the last refresh"},

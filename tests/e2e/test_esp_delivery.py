@@ -162,7 +162,19 @@ def test_an_unsubscribe_webhook_removes_her_from_every_esp_at_the_next_sync(deli
 
     paths, fakes, _ = delivered
     fakes["mailchimp"].down = False
+
+    def sync() -> None:
+        result = dg.materialize(
+            activation_assets,
+            resources=defs.resources,
+            instance=prepare_instance(paths),
+            selection=dg.AssetSelection.assets(*EXPORT_KEYS),
+        )
+        assert result.success
+
+    sync()  # every ESP up to date (Mailchimp was down at first)
     email = sorted(_expected(paths))[0]
+    assert all(email in fake.audience() for fake in fakes.values())
     secret = "mailchimp-webhook-secret-42"
     landing = Path(paths.landing_url)
     settings = CollectorSettings(webhook_secrets={"mailchimp": secret})
@@ -176,15 +188,6 @@ def test_an_unsubscribe_webhook_removes_her_from_every_esp_at_the_next_sync(deli
         signed = requests.post(f"{url}/webhooks/mailchimp?secret={secret}", data=form, timeout=10)
         assert signed.status_code == 200
     run_pipeline(paths, as_of=AS_OF, log=lambda _: None, warehouse=False)  # lands the events
-
-    def sync() -> None:
-        result = dg.materialize(
-            activation_assets,
-            resources=defs.resources,
-            instance=prepare_instance(paths),
-            selection=dg.AssetSelection.assets(*EXPORT_KEYS),
-        )
-        assert result.success
 
     sync()
     for esp, fake in fakes.items():
