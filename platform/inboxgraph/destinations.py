@@ -40,6 +40,11 @@ create table if not exists activation.sync_state (
     esp_ref varchar,
     synced_at timestamptz not null
 );
+create table if not exists activation.suppression_state (
+    destination varchar not null,
+    email varchar not null,
+    pushed_at timestamptz not null
+);
 create table if not exists marts.sync_log (
     run_id varchar not null,
     synced_at timestamptz not null,
@@ -75,7 +80,6 @@ class Change:
     remove: list[str]
     fields_hash: str
     esp_ref: str | None = None  # the ESP's id for the person, from the last sync
-    suppress: bool = False  # leaving because they withdrew: the ESP's suppression too
 
     @property
     def leaving(self) -> bool:
@@ -97,6 +101,10 @@ class Destination(Protocol):
 
     def send(self, batch: list[Change]) -> Outcome: ...
 
+    def suppress(self, emails: list[str]) -> set[str]:
+        """Put ``emails`` in the ESP's own suppression; returns those it acknowledged."""
+        ...
+
 
 def fields_hash(row: dict[str, object]) -> str:
     payload = json.dumps([row.get(name) for name in FIELDS], default=str)
@@ -108,14 +116,9 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def plan(
-    connection: duckdb.DuckDBPyConnection,
-    destination: str,
-    audience: pl.DataFrame,
-    suppressed: set[str] = frozenset(),  # type: ignore[assignment]
+    connection: duckdb.DuckDBPyConnection, destination: str, audience: pl.DataFrame
 ) -> tuple[list[Change], dict[str, int]]:
-    """The changes to send, one per person, and the memberships unchanged per segment. A
-    person leaving every segment whose address is in ``suppressed`` (unsubscribed, bounced,
-    complained) is suppressed at the ESP too."""
+    """The changes to send, one per person, and the memberships unchanged per segment."""
     held = connection.execute(
         "select segment_id, person_id, email, fields_hash, esp_ref from activation.sync_state "
         "where destination = ?",
@@ -165,7 +168,6 @@ def plan(
                 remove=sorted(previous - segments),
                 fields_hash=digest,
                 esp_ref=before["ref"] if before else None,
-                suppress=now is None and before is not None and before["email"] in suppressed,
             )
         )
     return changes, unchanged
@@ -277,7 +279,7 @@ def sync(
     """Send the audience's changes to ``destination``; the state advances per acknowledged
     batch, and the sync log is written even when a batch fails (then the error is raised)."""
     ensure_tables(connection)
-    changes, unchanged = plan(connection, destination.name, audience, suppressed)
+    changes, unchanged = plan(connection, destination.name, audience)
     report = SyncReport(destination.name, dry_run, unchanged=unchanged)
     report.people = len(changes)
     started = time.monotonic()
@@ -297,7 +299,6 @@ def sync(
             for change in batch:
                 if change.person_id in outcome.acknowledged:
                     report.count(change, ok=True)
-                    report.suppressed += change.suppress
                 else:
                     reason = outcome.refused.get(change.person_id, "not acknowledged by the ESP")
                     report.count(change, ok=False)
@@ -307,9 +308,52 @@ def sync(
                 f"acknowledged, {len(batch) - len(outcome.acknowledged)} refused "
                 f"({time.monotonic() - started:.1f}s)"
             )
+        push_suppressions(connection, destination, suppressed, report, dry_run, log)
     finally:
         write_log(connection, report, run_id)
     return report
+
+
+def push_suppressions(
+    connection: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    suppressed: set[str],
+    report: SyncReport,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Every address that must not be mailed (unsubscribed, bounced, complained, withdrawn
+    since the last refresh) into the ESP's own suppression, once each: the ESP's answer is
+    recorded in ``activation.suppression_state``. An address no longer suppressed (she opted
+    in again) leaves it, so a later withdrawal is pushed again."""
+    held = {
+        r[0]
+        for r in connection.execute(
+            "select email from activation.suppression_state where destination = ?",
+            [destination.name],
+        ).fetchall()
+    }
+    pending = sorted(suppressed - held)
+    cleared = sorted(held - suppressed)
+    report.suppressed = len(pending)
+    if dry_run:
+        return
+    if cleared:
+        connection.executemany(
+            "delete from activation.suppression_state where destination = ? and email = ?",
+            [(destination.name, e) for e in cleared],
+        )
+    size = getattr(destination, "suppress_batch_size", destination.batch_size)
+    for start in range(0, len(pending), size):
+        chunk = pending[start : start + size]
+        done = destination.suppress(chunk)
+        now = datetime.now(UTC)
+        connection.executemany(
+            "insert into activation.suppression_state values (?, ?, ?)",
+            [(destination.name, e, now) for e in chunk if e in done],
+        )
+    if pending:
+        log(f"{destination.name}: {len(pending)} addresses put in the ESP's suppression")
 
 
 def write_log(connection: duckdb.DuckDBPyConnection, report: SyncReport, run_id: str) -> None:

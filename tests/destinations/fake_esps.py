@@ -289,6 +289,8 @@ class FakeKlaviyo(_Fake):
             return Reply(204)
         if request.method == "POST" and path == "/api/profile-suppression-bulk-create-jobs":
             profiles = body["data"]["attributes"]["profiles"]["data"]
+            if not 0 < len(profiles) <= 100:
+                return _klaviyo_error(400, "invalid", "1 to 100 profiles per suppression job")
             self.bodies.append((path, body))
             self.suppressed.update(p["attributes"]["email"].lower() for p in profiles)
             job = {
@@ -390,6 +392,7 @@ def _klaviyo_error(status: int, code: str, detail: str) -> Reply:
 class FakeBraze(_Fake):
     api_key: str = "braze-rest-key-0123"
     users: dict[str, dict] = field(default_factory=dict)  # external id -> attributes
+    email_states: dict[str, str] = field(default_factory=dict)  # /email/status, by address
 
     def refuse(self, request: Request) -> Reply | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -397,6 +400,8 @@ class FakeBraze(_Fake):
         return None
 
     def handle(self, request: Request) -> Reply:
+        if request.method == "POST" and request.path == "/email/status":
+            return self._email_status(json.loads(request.body or b"{}"))
         if request.method != "POST" or request.path != "/users/track":
             return Reply(404, b'{"message": "not found"}')
         body = json.loads(request.body or b"{}")
@@ -434,6 +439,21 @@ class FakeBraze(_Fake):
             answer["errors"] = errors
         return Reply(201, json.dumps(answer).encode())
 
+    def _email_status(self, body: dict) -> Reply:
+        emails = body.get("email")
+        emails = [emails] if isinstance(emails, str) else emails
+        state = body.get("subscription_state")
+        if not isinstance(emails, list) or not 0 < len(emails) <= 50:
+            return Reply(400, b'{"message": "email: 1 to 50 addresses"}')
+        if state not in ("subscribed", "unsubscribed", "opted_in"):
+            return Reply(400, b'{"message": "subscription_state is invalid"}')
+        self.bodies.append(("status", body))
+        self.email_states.update({str(e).lower(): state for e in emails})
+        for user in self.users.values():
+            if str(user.get("email", "")).lower() in self.email_states:
+                user["email_subscribe"] = self.email_states[str(user["email"]).lower()]
+        return Reply(201, b'{"message": "success"}')
+
     def audience(self) -> dict[str, set[str]]:
         """Emailable users' addresses -> their segments (non-empty)."""
         return {
@@ -442,4 +462,5 @@ class FakeBraze(_Fake):
             if u.get("email")
             and u["inboxgraph_segments"]
             and u.get("email_subscribe") != "unsubscribed"
+            and self.email_states.get(str(u["email"]).lower()) != "unsubscribed"
         }

@@ -251,3 +251,42 @@ def test_fields_are_what_templates_need() -> None:
         "featured_products",
         "lifetime_value_tier",
     )
+
+
+@pytest.mark.parametrize("esp", ESPS)
+def test_suppressed_addresses_reach_the_esps_own_suppression_once_each(esp: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    audience = _audience(12)
+    connection = _warehouse(tmp_path)
+    leaving = audience.filter(pl.col("person_id") == "p_00003")["email"][0]
+    never_synced = [f"gone{n}@example.com" for n in range(130)]  # more than a batch of each
+    with _fakes() as fakes:
+        fake = fakes[esp]
+        destination = _destination(esp, fake)
+        sync(connection, destination, audience, "run-1", log=lambda _: None)
+        rest = audience.filter(pl.col("email") != leaving)
+        suppressed = {leaving, *never_synced}
+        report = sync(
+            connection, destination, rest, "run-2", log=lambda _: None, suppressed=suppressed
+        )
+        assert report.suppressed == len(suppressed)
+        assert fake.audience() == _expected(rest)
+        if esp == "mailchimp":
+            held = {m["email_address"]: m["status"] for m in fake.members.values()}
+            assert all(held[e] == "unsubscribed" for e in suppressed)
+        elif esp == "klaviyo":
+            assert fake.suppressed >= suppressed
+        else:
+            assert all(fake.email_states[e] == "unsubscribed" for e in suppressed)
+        sent = len(fake.bodies)
+        again = sync(
+            connection, destination, rest, "run-3", log=lambda _: None, suppressed=suppressed
+        )
+        assert again.suppressed == 0 and len(fake.bodies) == sent, "each address is pushed once"
+        # Opted in again, then out again: pushed again.
+        sync(
+            connection, destination, rest, "run-4", log=lambda _: None, suppressed=set(never_synced)
+        )
+        later = sync(
+            connection, destination, rest, "run-5", log=lambda _: None, suppressed=suppressed
+        )
+        assert later.suppressed == 1

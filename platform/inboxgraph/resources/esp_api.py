@@ -109,9 +109,7 @@ class MailchimpApi(dg.ConfigurableResource):
         session = _session(self.max_attempts, self.backoff_seconds)
         session.auth = ("inboxgraph", self.api_key)
         outcome = Outcome()
-        # Subscribed members upserted, and those who withdrew set to unsubscribed (Mailchimp's
-        # own suppression: it never mails them again until they opt in themselves).
-        staying = [c for c in batch if not c.leaving or c.suppress]
+        staying = [c for c in batch if not c.leaving]
         if staying:
             body = {
                 "members": [
@@ -121,8 +119,6 @@ class MailchimpApi(dg.ConfigurableResource):
                         "merge_fields": _merge_fields(c),
                         "tags": c.add,
                     }
-                    if not c.leaving
-                    else {"email_address": c.email, "status": "unsubscribed"}
                     for c in staying
                 ],
                 "update_existing": True,
@@ -153,6 +149,24 @@ class MailchimpApi(dg.ConfigurableResource):
                 _checked("Mailchimp", "INBOXGRAPH_MAILCHIMP_API_KEY", response)
             outcome.acknowledged.setdefault(change.person_id, member)
         return outcome
+
+    def suppress(self, emails: list[str]) -> set[str]:
+        """Mailchimp's own suppression: the members set to unsubscribed (Mailchimp then never
+        mails them until they opt in again themselves)."""
+        session = _session(self.max_attempts, self.backoff_seconds)
+        session.auth = ("inboxgraph", self.api_key)
+        url = f"{self.base_url}/3.0/lists/{self.list_id}"
+        body = {
+            "members": [{"email_address": e, "status": "unsubscribed"} for e in emails],
+            "update_existing": True,
+        }
+        answer = _checked(
+            "Mailchimp",
+            "INBOXGRAPH_MAILCHIMP_API_KEY",
+            _reachable("Mailchimp", lambda: session.post(url, json=body)),
+        ).json()
+        refused = {e["email_address"].lower() for e in answer.get("errors", [])}
+        return {e for e in emails if e.lower() not in refused}
 
 
 class BrazeApi(dg.ConfigurableResource):
@@ -186,8 +200,6 @@ class BrazeApi(dg.ConfigurableResource):
             if change.remove:
                 segments["remove"] = change.remove
             item: dict[str, Any] = {"external_id": change.person_id}
-            if change.suppress:  # withdrew: Braze's own subscription state says so
-                item["email_subscribe"] = "unsubscribed"
             if not change.leaving:
                 products = change.fields.get("featured_products") or []
                 item.update(
@@ -222,6 +234,21 @@ class BrazeApi(dg.ConfigurableResource):
             else:
                 outcome.acknowledged[change.person_id] = change.person_id
         return outcome
+
+    suppress_batch_size: int = 50  # /email/status: at most 50 addresses a request
+
+    def suppress(self, emails: list[str]) -> set[str]:
+        """Braze's own subscription state: ``POST /email/status`` unsubscribed."""
+        session = _session(self.max_attempts, self.backoff_seconds)
+        url = f"{self.api_url.rstrip('/')}/email/status"
+        body = {"email": emails, "subscription_state": "unsubscribed"}
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        _checked(
+            "Braze",
+            "INBOXGRAPH_BRAZE_API_KEY",
+            _reachable("Braze", lambda: session.post(url, json=body, headers=headers)),
+        )
+        return set(emails)
 
 
 class KlaviyoApi(dg.ConfigurableResource):
@@ -309,19 +336,24 @@ class KlaviyoApi(dg.ConfigurableResource):
             self._call(
                 lambda: klaviyo.Lists.remove_profiles_from_list(self.list_id, {"data": data})
             )
-        withdrawn = [c for c in leaving if c.suppress]
-        if withdrawn:  # Klaviyo's own suppression: no email until they opt in again
-            profiles = [{"type": "profile", "attributes": {"email": c.email}} for c in withdrawn]
-            job = {
-                "data": {
-                    "type": "profile-suppression-bulk-create-job",
-                    "attributes": {"profiles": {"data": profiles}},
-                }
-            }
-            self._call(lambda: klaviyo.Profiles.bulk_suppress_profiles(job))
         for change in leaving:
             outcome.acknowledged[change.person_id] = change.esp_ref
         return outcome
+
+    suppress_batch_size: int = 100  # a suppression job takes at most 100 profiles
+
+    def suppress(self, emails: list[str]) -> set[str]:
+        """Klaviyo's own suppression: a bulk suppression job (no email until they opt in)."""
+        klaviyo = self._client()
+        profiles = [{"type": "profile", "attributes": {"email": e}} for e in emails]
+        job = {
+            "data": {
+                "type": "profile-suppression-bulk-create-job",
+                "attributes": {"profiles": {"data": profiles}},
+            }
+        }
+        self._call(lambda: klaviyo.Profiles.bulk_suppress_profiles(job))
+        return set(emails)
 
     def _import(self, klaviyo: Any, staying: list[Change], outcome: Outcome) -> dict[str, str]:
         """One bulk import job for ``staying``; returns person id -> Klaviyo profile id for the
