@@ -144,6 +144,26 @@ def nightly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     return dg.RunRequest()
 
 
+# The variables that turn each pull's live mode on (any one of them).
+PULL_VARIABLES = {
+    "pull_mixpanel": ("INBOXGRAPH_MIXPANEL_SECRET",),
+    "pull_crm": ("INBOXGRAPH_HUBSPOT_TOKEN", "INBOXGRAPH_SALESFORCE_INSTANCE_URL"),
+}
+
+
+def _pull_tick(context: dg.ScheduleEvaluationContext, job: str) -> dg.RunRequest | dg.SkipReason:
+    """A pull's run, unless its vendor is read from files only or its last run is unfinished."""
+    variables = PULL_VARIABLES[job]
+    if not any(os.environ.get(name) for name in variables):
+        return dg.SkipReason(f"{' and '.join(variables)} not set: landing from files only")
+    unfinished = context.instance.get_run_records(
+        dg.RunsFilter(job_name=job, statuses=UNFINISHED), limit=1
+    )
+    if unfinished:
+        return dg.SkipReason(f"{job} run {unfinished[0].dagster_run.run_id} is unfinished")
+    return dg.RunRequest()
+
+
 @dg.schedule(
     name="mixpanel_hourly",
     job=pull_mixpanel_job,
@@ -154,19 +174,7 @@ def nightly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     "(three requests of the API's 60 an hour).",
 )
 def mixpanel_hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    if not os.environ.get("INBOXGRAPH_MIXPANEL_SECRET"):
-        return dg.SkipReason(
-            "INBOXGRAPH_MIXPANEL_SECRET is not set: Mixpanel lands from export files only"
-        )
-    unfinished = context.instance.get_run_records(
-        dg.RunsFilter(job_name=pull_mixpanel_job.name, statuses=UNFINISHED), limit=1
-    )
-    if unfinished:
-        return dg.SkipReason(f"pull_mixpanel run {unfinished[0].dagster_run.run_id} is unfinished")
-    return dg.RunRequest()
-
-
-CRM_VARIABLES = ("INBOXGRAPH_HUBSPOT_TOKEN", "INBOXGRAPH_SALESFORCE_INSTANCE_URL")
+    return _pull_tick(context, pull_mixpanel_job.name)
 
 
 @dg.schedule(
@@ -179,17 +187,7 @@ CRM_VARIABLES = ("INBOXGRAPH_HUBSPOT_TOKEN", "INBOXGRAPH_SALESFORCE_INSTANCE_URL
     "INBOXGRAPH_SALESFORCE_INSTANCE_URL is set.",
 )
 def crm_hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    if not any(os.environ.get(name) for name in CRM_VARIABLES):
-        return dg.SkipReason(
-            "neither INBOXGRAPH_HUBSPOT_TOKEN nor INBOXGRAPH_SALESFORCE_INSTANCE_URL is set: the "
-            "CRMs land from files only"
-        )
-    unfinished = context.instance.get_run_records(
-        dg.RunsFilter(job_name=pull_crm_job.name, statuses=UNFINISHED), limit=1
-    )
-    if unfinished:
-        return dg.SkipReason(f"pull_crm run {unfinished[0].dagster_run.run_id} is unfinished")
-    return dg.RunRequest()
+    return _pull_tick(context, pull_crm_job.name)
 
 
 defs = dg.Definitions(

@@ -168,12 +168,12 @@ def run_pipeline(
     summary = RunSummary()
     # The vendors' APIs first, each pull its own run: one failing is reported and the rest of
     # the run lands what the last good pull saved.
-    pulls = [
-        ("pull_mixpanel", ("INBOXGRAPH_MIXPANEL_SECRET",), "Mixpanel's export of new days"),
-        ("pull_crm", definitions.CRM_VARIABLES, "the CRMs' changes since the last pull"),
-    ]
-    for job, variables, what in pulls:
-        if not any(os.environ.get(name) for name in variables):
+    pulls = {
+        "pull_mixpanel": "Mixpanel's export of new days",
+        "pull_crm": "the CRMs' changes since the last pull",
+    }
+    for job, what in pulls.items():
+        if not any(os.environ.get(name) for name in definitions.PULL_VARIABLES[job]):
             continue
         log(f"{job}: {what}")
         result = dg.execute_job(
