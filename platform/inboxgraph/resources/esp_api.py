@@ -103,33 +103,40 @@ class MailchimpApi(dg.ConfigurableResource):
         center = self.api_key.rsplit("-", 1)[-1] if "-" in self.api_key else "us1"
         return f"https://{center}.api.mailchimp.com"
 
-    def send(self, batch: list[Change]) -> Outcome:
+    def _session(self) -> requests.Session:
         if not self.list_id:
             raise dg.Failure("INBOXGRAPH_MAILCHIMP_LIST_ID is not set: name the audience to sync")
         session = _session(self.max_attempts, self.backoff_seconds)
         session.auth = ("inboxgraph", self.api_key)
+        return session
+
+    def _batch(self, session: requests.Session, members: list[dict]) -> dict[str, str]:
+        """One batch subscribe or update call; returns the refused addresses (lower-cased)
+        with Mailchimp's reason."""
+        url = f"{self.base_url}/3.0/lists/{self.list_id}"
+        body = {"members": members, "update_existing": True}
+        answer = _checked(
+            "Mailchimp",
+            "INBOXGRAPH_MAILCHIMP_API_KEY",
+            _reachable("Mailchimp", lambda: session.post(url, json=body)),
+        ).json()
+        return {e["email_address"].lower(): e["error"] for e in answer.get("errors", [])}
+
+    def send(self, batch: list[Change]) -> Outcome:
+        session = self._session()
         outcome = Outcome()
         staying = [c for c in batch if not c.leaving]
         if staying:
-            body = {
-                "members": [
-                    {
-                        "email_address": c.email,
-                        "status": "subscribed",
-                        "merge_fields": _merge_fields(c),
-                        "tags": c.add,
-                    }
-                    for c in staying
-                ],
-                "update_existing": True,
-            }
-            url = f"{self.base_url}/3.0/lists/{self.list_id}"
-            answer = _checked(
-                "Mailchimp",
-                "INBOXGRAPH_MAILCHIMP_API_KEY",
-                _reachable("Mailchimp", lambda: session.post(url, json=body)),
-            ).json()
-            refused = {e["email_address"].lower(): e["error"] for e in answer.get("errors", [])}
+            members = [
+                {
+                    "email_address": c.email,
+                    "status": "subscribed",
+                    "merge_fields": _merge_fields(c),
+                    "tags": c.add,
+                }
+                for c in staying
+            ]
+            refused = self._batch(session, members)
             for change in staying:
                 reason = refused.get(change.email.lower())
                 if reason:
@@ -153,19 +160,8 @@ class MailchimpApi(dg.ConfigurableResource):
     def suppress(self, emails: list[str]) -> set[str]:
         """Mailchimp's own suppression: the members set to unsubscribed (Mailchimp then never
         mails them until they opt in again themselves)."""
-        session = _session(self.max_attempts, self.backoff_seconds)
-        session.auth = ("inboxgraph", self.api_key)
-        url = f"{self.base_url}/3.0/lists/{self.list_id}"
-        body = {
-            "members": [{"email_address": e, "status": "unsubscribed"} for e in emails],
-            "update_existing": True,
-        }
-        answer = _checked(
-            "Mailchimp",
-            "INBOXGRAPH_MAILCHIMP_API_KEY",
-            _reachable("Mailchimp", lambda: session.post(url, json=body)),
-        ).json()
-        refused = {e["email_address"].lower() for e in answer.get("errors", [])}
+        members = [{"email_address": e, "status": "unsubscribed"} for e in emails]
+        refused = self._batch(self._session(), members)
         return {e for e in emails if e.lower() not in refused}
 
 
