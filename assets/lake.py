@@ -393,7 +393,16 @@ HUBSPOT_PULL = dg.AssetKey(["landing", "hubspot_contacts"])
 SALESFORCE_PULL = dg.AssetKey(["landing", "salesforce"])
 
 
-def _pull_result(started: float, counts: dict[str, object]) -> dg.MaterializeResult:
+def _run_pull(
+    context: dg.AssetExecutionContext, api: HubspotPull | SalesforcePull, files_only: str
+) -> dg.MaterializeResult:
+    """A CRM pull in live mode (its metadata: what it saved), or nothing in files mode."""
+    if not api.enabled:
+        context.log.info(files_only)
+        return dg.MaterializeResult(metadata={"mode": "files"})
+    started = time.monotonic()
+    with stop_when_interrupted():
+        counts = api.pull(context.log.info)
     return dg.MaterializeResult(
         metadata={
             "mode": "api",
@@ -420,13 +429,9 @@ def _pull_result(started: float, counts: dict[str, object]) -> dg.MaterializeRes
 def hubspot_pull(
     context: dg.AssetExecutionContext, hubspot_api: HubspotPull
 ) -> dg.MaterializeResult:
-    if not hubspot_api.enabled:
-        context.log.info("INBOXGRAPH_HUBSPOT_TOKEN is not set: HubSpot lands from files only")
-        return dg.MaterializeResult(metadata={"mode": "files"})
-    started = time.monotonic()
-    with stop_when_interrupted():
-        counts = hubspot_api.pull(context.log.info)
-    return _pull_result(started, counts)
+    return _run_pull(
+        context, hubspot_api, "INBOXGRAPH_HUBSPOT_TOKEN is not set: HubSpot lands from files only"
+    )
 
 
 @dg.asset(
@@ -447,16 +452,12 @@ def hubspot_pull(
 def salesforce_pull(
     context: dg.AssetExecutionContext, salesforce_api: SalesforcePull
 ) -> dg.MaterializeResult:
-    if not salesforce_api.enabled:
-        context.log.info(
-            "INBOXGRAPH_SALESFORCE_INSTANCE_URL and a token are not set: Salesforce lands from "
-            "files only"
-        )
-        return dg.MaterializeResult(metadata={"mode": "files"})
-    started = time.monotonic()
-    with stop_when_interrupted():
-        counts = salesforce_api.pull(context.log.info)
-    return _pull_result(started, counts)
+    return _run_pull(
+        context,
+        salesforce_api,
+        "INBOXGRAPH_SALESFORCE_INSTANCE_URL and a token are not set: Salesforce lands from "
+        "files only",
+    )
 
 
 @dg.asset(

@@ -29,7 +29,6 @@ from pathlib import Path
 import dagster as dg
 import orjson
 import requests
-from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth, OAuth2ClientCredentials
 from dlt.sources.helpers.rest_client.paginators import (
@@ -37,6 +36,7 @@ from dlt.sources.helpers.rest_client.paginators import (
     JSONResponseCursorPaginator,
 )
 
+from inboxgraph.resources.http import retrying_session
 from inboxgraph.settings import is_remote, resolve_paths
 from inboxgraph.storage import write_bytes_atomic
 
@@ -119,13 +119,7 @@ class _CrmPull(dg.ConfigurableResource):
         return Path(landing)
 
     def session(self) -> requests.Session:
-        return Client(
-            request_timeout=self.timeout_seconds,
-            request_max_attempts=self.max_attempts,
-            request_backoff_factor=self.backoff_seconds,
-            request_max_retry_delay=120,
-            raise_for_status=False,
-        ).session
+        return retrying_session(self.max_attempts, self.backoff_seconds, self.timeout_seconds)
 
     @staticmethod
     def cursor(folder: Path, kind: str = "api") -> int | None:

@@ -18,9 +18,9 @@ from typing import Any
 import dagster as dg
 import requests
 import tenacity
-from dlt.sources.helpers.requests import Client
 
 from inboxgraph.destinations import Change, Outcome
+from inboxgraph.resources.http import retrying_session
 
 MAILCHIMP_BATCH = 500  # POST /lists/{list_id}: at most 500 members a call
 BRAZE_BATCH = 75  # /users/track: at most 75 attribute objects a request
@@ -30,16 +30,6 @@ KLAVIYO_BATCH = 1000  # list relationships: at most 1,000 profiles a call (impor
 def subscriber_hash(email: str) -> str:
     """Mailchimp's id of a member: the MD5 of the lower-cased address."""
     return hashlib.md5(email.lower().encode()).hexdigest()  # noqa: S324 (the vendor's id)
-
-
-def _session(attempts: int, backoff: float) -> requests.Session:
-    return Client(
-        request_timeout=60,
-        request_max_attempts=attempts,
-        request_backoff_factor=backoff,
-        request_max_retry_delay=120,
-        raise_for_status=False,
-    ).session
 
 
 def _checked(vendor: str, variable: str, response: requests.Response) -> requests.Response:
@@ -106,7 +96,7 @@ class MailchimpApi(dg.ConfigurableResource):
     def _session(self) -> requests.Session:
         if not self.list_id:
             raise dg.Failure("INBOXGRAPH_MAILCHIMP_LIST_ID is not set: name the audience to sync")
-        session = _session(self.max_attempts, self.backoff_seconds)
+        session = retrying_session(self.max_attempts, self.backoff_seconds)
         session.auth = ("inboxgraph", self.api_key)
         return session
 
@@ -187,7 +177,7 @@ class BrazeApi(dg.ConfigurableResource):
                 "INBOXGRAPH_BRAZE_API_URL is not set: give your Braze REST endpoint "
                 "(https://rest.<instance>.braze.com)"
             )
-        session = _session(self.max_attempts, self.backoff_seconds)
+        session = retrying_session(self.max_attempts, self.backoff_seconds)
         objects: list[dict[str, Any]] = []
         for change in batch:
             segments: dict[str, list[str]] = {}
@@ -235,7 +225,7 @@ class BrazeApi(dg.ConfigurableResource):
 
     def suppress(self, emails: list[str]) -> set[str]:
         """Braze's own subscription state: ``POST /email/status`` unsubscribed."""
-        session = _session(self.max_attempts, self.backoff_seconds)
+        session = retrying_session(self.max_attempts, self.backoff_seconds)
         url = f"{self.api_url.rstrip('/')}/email/status"
         body = {"email": emails, "subscription_state": "unsubscribed"}
         headers = {"Authorization": f"Bearer {self.api_key}"}

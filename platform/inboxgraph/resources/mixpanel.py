@@ -23,8 +23,8 @@ from pathlib import Path
 import dagster as dg
 import requests
 import tenacity
-from dlt.sources.helpers.requests import Client
 
+from inboxgraph.resources.http import retrying_session
 from inboxgraph.settings import is_remote, resolve_paths
 from inboxgraph.storage import write_atomic
 
@@ -104,13 +104,7 @@ class MixpanelExport(dg.ConfigurableResource):
     def pull(self, days: list[str], log: Callable[[str], None] = print) -> dict[str, int]:
         """Save each day's export; returns the events saved per day."""
         base = (self.api_url or DEFAULT_API_URL).rstrip("/")
-        session = Client(
-            request_timeout=self.timeout_seconds,
-            request_max_attempts=self.max_attempts,
-            request_backoff_factor=self.backoff_seconds,
-            request_max_retry_delay=120,
-            raise_for_status=False,
-        ).session
+        session = retrying_session(self.max_attempts, self.backoff_seconds, self.timeout_seconds)
         saved: dict[str, int] = {}
         for day in days:
             params = {"from_date": day, "to_date": day}
