@@ -28,6 +28,7 @@ from inboxgraph.resources.sources import (
     SalesforceRecordsSource,
     ShopDatabase,
 )
+from inboxgraph.sensors import landing_observations
 from inboxgraph.transforms import (
     enrichment,
     esp_events,
@@ -150,7 +151,6 @@ def _partition_metadata(
     bad: pl.DataFrame,
     erased: int,
     path: str | None,
-    fingerprint: dict[str, str] | None,
 ) -> dict[str, object]:
     """One received date's own figures (zeros for a day with no landed files)."""
     metadata: dict[str, object] = {
@@ -164,8 +164,6 @@ def _partition_metadata(
     }
     if good.width:
         metadata["dagster/column_schema"] = column_schema(good)
-    if fingerprint is not None:
-        metadata["landing_fingerprints"] = dg.MetadataValue.json(fingerprint)
     return metadata
 
 
@@ -210,8 +208,12 @@ def _event_lake_asset(
         lake: LakeResource = context.resources.lake
         reader: EventFolderSource = getattr(context.resources, f"{source}_source")
         landed_days = set(reader.partitions())
-        # Taken before reading: files that change meanwhile make the day stale again.
-        fingerprints = reader.fingerprints(d for d in context.partition_keys if d in landed_days)
+        # What Dagster knows of these days' files, recorded before they are read: files that
+        # change meanwhile are a newer version, and a run that dies leaves its days stale.
+        for observation in landing_observations(
+            context.instance, reader, [d for d in context.partition_keys if d in landed_days]
+        ):
+            context.log_event(observation)
         tombstones = read_tombstones(lake)
         # Counts only: a day's quarantined rows are a slice of its whole batch (Polars string
         # views share the batch's buffers), so keeping them kept every day's batch in memory.
@@ -225,7 +227,7 @@ def _event_lake_asset(
                 if day not in landed_days:
                     lake.delete_partition("raw", source, partition)
                     lake.delete_partition("quarantine", source, partition)
-                    own[day] = _partition_metadata(0, pl.DataFrame(), pl.DataFrame(), 0, None, None)
+                    own[day] = _partition_metadata(0, pl.DataFrame(), pl.DataFrame(), 0, None)
                     continue
                 lines = reader.read_lines(day)
                 prepared = transform.prepare(lines, date.fromisoformat(day)).collect()
@@ -236,9 +238,7 @@ def _event_lake_asset(
                 good, bad = split_quarantine(prepared.lazy(), list(transform.LANDED_COLUMNS))
                 lake.write("quarantine", source, bad, partition)
                 path = lake.write("raw", source, good, partition)
-                own[day] = _partition_metadata(
-                    lines.height, good, bad, removed, path, {day: fingerprints[day]}
-                )
+                own[day] = _partition_metadata(lines.height, good, bad, removed, path)
                 totals.update(
                     {"in": lines.height, "landed": good.height, "quarantined": bad.height}
                 )

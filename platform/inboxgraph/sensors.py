@@ -1,7 +1,7 @@
 """Sensors: new or changed landing folders trigger the events job for those received dates;
 freshness, check and run failures reach the alert webhook."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import dagster as dg
 
@@ -10,53 +10,99 @@ from inboxgraph.partitions import START_DATE_VARIABLE, received_date_partitions
 from inboxgraph.resources.sources import EventFolderSource, fingerprint
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
+# Where an asset event carries its data version (dg.AssetObservation.data_version reads it).
+DATA_VERSION_TAG = "dagster/data_version"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def ingested_fingerprints(
-    instance: dg.DagsterInstance, key: dg.AssetKey, days: set[str]
-) -> dict[str, str]:
-    """Per received date in ``days``, the landing fingerprint its newest materialization
-    recorded (newest first, so the history is read only until every date is found)."""
-    found: dict[str, str] = {}
-    seen: set[str] = set()
+def _latest_per_day(
+    fetch: Callable[..., dg.EventRecordsResult], key: dg.AssetKey, days: set[str]
+) -> dict[str, dg.EventLogRecord]:
+    """Per received date in ``days``, the newest record ``fetch`` (the instance's
+    ``fetch_observations`` or ``fetch_materializations``) holds for ``key``'s partition of it;
+    the history is read newest first, only until every date is found."""
+    found: dict[str, dg.EventLogRecord] = {}
     cursor = None
-    while not days <= seen:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key), limit=1000, cursor=cursor, ascending=False
+    while days - found.keys():
+        page = fetch(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(days - found.keys())),
+            limit=1000,
+            cursor=cursor,
+            ascending=False,
         )
         for record in page.records:
-            materialization = record.asset_materialization
-            day = materialization.partition if materialization else None
-            if day is None or day in seen:
-                continue
-            seen.add(day)
-            recorded = materialization.metadata.get("landing_fingerprints")
-            if recorded is not None and day in recorded.value:
-                found[day] = recorded.value[day]
+            event = record.asset_observation or record.asset_materialization
+            if event is not None and event.partition in days:
+                found.setdefault(event.partition, record)
         if not page.has_more:
             break
         cursor = page.cursor
     return found
 
 
+def _observed(
+    instance: dg.DagsterInstance, name: str, days: set[str]
+) -> dict[str, tuple[int, str]]:
+    """Per received date, the storage id and data version of its newest observation."""
+    records = _latest_per_day(instance.fetch_observations, dg.AssetKey(["sources", name]), days)
+    return {
+        day: (record.storage_id, record.asset_observation.data_version or "")
+        for day, record in records.items()
+    }
+
+
+def changed_versions(
+    instance: dg.DagsterInstance, source: EventFolderSource, days: Iterable[str] | None = None
+) -> dict[str, str]:
+    """The data version of each received date (of ``days``, default all) whose landed files
+    differ from the version last observed for it: what an observation of the source reports."""
+    valid = set(received_date_partitions.get_partition_keys())
+    current = {d: v for d, v in source.fingerprints(days).items() if d in valid}
+    observed = _observed(instance, source.name, set(current))
+    return {d: v for d, v in current.items() if observed.get(d, (0, ""))[1] != v}
+
+
+def landing_observations(
+    instance: dg.DagsterInstance, source: EventFolderSource, days: Iterable[str]
+) -> list[dg.AssetObservation]:
+    """The observations of ``source``'s landing folder to record for those of ``days`` whose
+    files changed since their last observation: each carries the day's data version (the tag
+    Dagster's observations, Pipes and its REST API use for one)."""
+    return [
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(["sources", source.name]),
+            partition=day,
+            tags={DATA_VERSION_TAG: version},
+        )
+        for day, version in changed_versions(instance, source, days).items()
+    ]
+
+
 def stale_days(
     instance: dg.DagsterInstance, sources: Sequence[EventFolderSource]
 ) -> dict[str, str]:
-    """Received dates whose landed files differ from what their lake partitions were built
-    from (new, rewritten or never landed), each with a fingerprint of its files now.
+    """Received dates whose lake partitions are behind their landed files, each with a hash
+    of its files now.
 
-    The lake assets record the fingerprint of the files each partition was built from, so an
-    unchanged landing zone costs a directory listing, and the command line, the sensor and the
-    UI's runs all answer "what is new" from the same materializations.
+    A day is stale when its files differ from the data version Dagster last observed for it
+    (new, rewritten or never observed), or when that observation is newer than the day's
+    last lake materialization (observed, but its landing did not finish). A lake asset
+    records the version of the days it lands before it reads them, from whichever path
+    launched it, so the command line, the sensor and the UI all answer "what is new" from
+    the same observations. An unchanged landing zone costs a listing and two queries per
+    source.
     """
     stale: dict[str, list[str]] = {}
     for source in sources:
         current = source.fingerprints()
-        key = dg.AssetKey(["lake", source.name])
-        recorded = ingested_fingerprints(instance, key, set(current))
+        observed = _observed(instance, source.name, set(current))
+        landed = _latest_per_day(
+            instance.fetch_materializations, dg.AssetKey(["lake", source.name]), set(current)
+        )
         for day, print_ in current.items():
-            if recorded.get(day) != print_:
+            storage_id, version = observed.get(day, (0, ""))
+            built = landed[day].storage_id if day in landed else 0
+            if version != print_ or built < storage_id:
                 stale.setdefault(day, []).append(f"{source.folder}:{print_}")
     return {day: fingerprint(sorted(parts)) for day, parts in sorted(stale.items())}
 
