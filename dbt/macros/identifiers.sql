@@ -15,8 +15,8 @@
      ], lower(trim({{ column }}))))
 {%- endmacro %}
 
-{#- The moment the run evaluates profiles and segments at (var as_of, an ISO timestamp; default
-    now). -#}
+{#- The moment the run evaluates segments and audiences at (var as_of, an ISO timestamp;
+    default now). Profiles hold all that has landed and do not read it. -#}
 {% macro as_of() -%}
     {%- set value = var('as_of', none) -%}
     {%- if value -%}
@@ -72,21 +72,16 @@
         and by_device.identifier_value = {{ events }}.anonymous_id
 {%- endmacro %}
 
-{#- `events` (a relation of web events) up to as-of, each with the person it belongs to by
+{#- `events` (a relation of web events), each with the person it belongs to by
     web_event_person_joins; events that belong to no one are left out. (The persons are joined
     by name: through a CTE read twice, DuckDB materialized every identifier first, where each
     join's identifier type filter now reaches the table scan.) -#}
 {% macro web_events_attributed(events) -%}
-with events as (
-    select * from {{ events }}
-    where occurred_at <= {{ as_of() }}
-),
-
-final as (
+with final as (
     select
         events.*,
         coalesce(by_user.person_id, by_device.person_id) as person_id
-    from events
+    from {{ events }} as events
     {{ web_event_person_joins('events', ref('int_identity__persons_assigned')) }}
 )
 

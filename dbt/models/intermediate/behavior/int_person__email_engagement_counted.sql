@@ -1,7 +1,6 @@
 -- One row per person: what the ESP saw of their email (sends, opens, clicks).
 with events as (
     select * from {{ ref('stg_esp__events') }}
-    where occurred_at <= {{ as_of() }}
 ),
 
 persons as (

@@ -15,8 +15,6 @@
 -- events (sessions need a person's events in order), and keeps everyone else's row:
 --   * people with an event in the parse's window (received after the newest day this model
 --     has seen, or on a day landed since its last build; macro relanded_dates);
---   * people with an event the moved as-of now includes (after the previous as-of, up to this
---     one); an as-of earlier than the previous one recomputes everyone;
 --   * people whose inputs_fingerprint changed: their user and anonymous ids (which events are
 --     theirs: a merge, a split, an erasure), the product catalog's categories or the session
 --     timeout, which recompute everyone;
@@ -53,8 +51,6 @@ inputs as (
 {#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
 {%- set tracked = holds_column('inputs_fingerprint') %}
 {%- set start = window_start('last_received_date') if tracked else '1970-01-01' %}
-{#- The as-of of the previous build (none when the table holds no row). -#}
-{%- set previous_as_of = held_max('computed_as_of') if tracked else none %}
 held as (
     {%- if tracked %}
     select person_id, inputs_fingerprint from {{ this }}
@@ -66,21 +62,10 @@ held as (
     {%- endif %}
 ),
 
--- Two reads with a constant range each: with the ranges or-ed, or the previous as-of read by a
--- subquery, DuckDB scanned all parsed events instead of the row groups in range.
 new_events as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
     where {{ received_in_window('received_date', start, relanded_dates('web_events')) }}
-    {%- if previous_as_of is not none %}
-
-    union all
-
-    select user_id, anonymous_id
-    from {{ ref('int_web__events_parsed') }}
-    where occurred_at > cast('{{ previous_as_of }}' as {{ dbt.type_timestamp() }})
-        and occurred_at <= {{ as_of() }}
-    {%- endif %}
 ),
 
 affected as (
@@ -95,9 +80,6 @@ affected as (
     from inputs
     left join held using (person_id)
     where held.inputs_fingerprint is distinct from inputs.inputs_fingerprint
-        {%- if previous_as_of is not none %}
-        or {{ as_of() }} < cast('{{ previous_as_of }}' as {{ dbt.type_timestamp() }})
-        {%- endif %}
 
     union
 
@@ -130,7 +112,6 @@ events as (
             end as person_id
         from {{ ref('int_web__events_parsed') }} as parsed
         {{ web_event_person_joins('parsed', 'affected_identifiers') }}
-        where parsed.occurred_at <= {{ as_of() }}
     )
     where person_id is not null
 ),
@@ -243,8 +224,7 @@ final as (
         top_categories.categories[1:3] as top_categories,
         recently_viewed.product_ids[1:5] as recently_viewed_products,
         activity.last_received_date,
-        inputs.inputs_fingerprint,
-        {{ as_of() }} as computed_as_of
+        inputs.inputs_fingerprint
     {%- if is_incremental() %}
     from affected
     left join activity using (person_id)

@@ -2,6 +2,6 @@
 -- event out a second time cost more than joining the person on again.
 {{ config(materialized='view') }}
 
--- Web events up to as-of with the person they belong to: the user id decides when present
+-- Web events with the person they belong to: the user id decides when present
 -- (a shared device's events go to whoever was logged in), else the anonymous id.
 {{ web_events_attributed(ref('int_web__events_parsed')) }}

@@ -22,7 +22,6 @@ with esp as (
     from {{ ref('stg_esp__events') }} as events
     inner join {{ ref('int_identity__persons_assigned') }} as persons
         on persons.identifier_type = 'email' and persons.identifier_value = events.email
-    where events.occurred_at <= {{ as_of() }}
 ),
 
 crm as (
@@ -35,7 +34,7 @@ crm as (
     inner join {{ ref('int_identity__persons_assigned') }} as persons
         on persons.identifier_type = 'hubspot_id'
         and persons.identifier_value = contacts.contact_id
-    where contacts.email_optout is not null and contacts.updated_at <= {{ as_of() }}
+    where contacts.email_optout is not null
 
     union all
 
@@ -54,7 +53,6 @@ crm as (
     inner join {{ ref('int_identity__persons_assigned') }} as persons
         on persons.identifier_type = 'salesforce_id'
         and persons.identifier_value = records.record_id
-    where records.updated_at <= {{ as_of() }}
 ),
 
 identify as (

@@ -1,4 +1,4 @@
--- One row per order up to as-of, from the shop database, plus web orders the shop lacks.
+-- One row per order, from the shop database, plus web orders the shop lacks.
 with persons as (
     select * from {{ ref('int_identity__persons_assigned') }}
 ),
@@ -42,8 +42,7 @@ unioned as (
 final as (
     select *
     from unioned
-    where ordered_at <= {{ as_of() }}
-        and status not in ('cancelled', 'refunded')
+    where status not in ('cancelled', 'refunded')
 )
 
 select * from final
