@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from inboxgraph.crash import stop_when_interrupted
-from inboxgraph.objectstore import name_of, store_for
+from inboxgraph.objectstore import name_of
 from inboxgraph.partitions import PARTITION_RANGE, RECEIVED_DATE, received_date_partitions
 from inboxgraph.privacy import drop_tombstoned, read_tombstones
 from inboxgraph.quality.drift import assess_fields
@@ -28,7 +28,7 @@ from inboxgraph.resources.sources import (
     SalesforceRecordsSource,
     ShopDatabase,
 )
-from inboxgraph.sensors import landing_observations
+from inboxgraph.sensors import DATA_VERSION_TAG, landed_version, landing_observations
 from inboxgraph.transforms import (
     enrichment,
     esp_events,
@@ -629,35 +629,39 @@ def enrichment_lake(
 ) -> dg.MaterializeResult:
     """Enrichment attributes, one row per address and provider (each file a full snapshot).
 
-    A provider's file that is unchanged since the last materialization landed it (same name,
-    size and modification time, same landing code) is not read again: its partition stays.
+    The folder's data version (its files' names, sizes and times) is observed on
+    ``sources/enrichment`` before the files are read; when it equals the version last landed
+    (inboxgraph.sensors.landed_version), no file is read again and the table stays.
     """
     started = time.monotonic()
-    rows_in = landed = unchanged = 0
+    source = dg.AssetKey(["sources", "enrichment"])
+    files = enrichment_files.files()
+    stamps = enrichment_files.version(files)
+    # The landing code is part of what was landed: a new one reads every file again.
+    version = None if stamps is None else f"{CODE_VERSION}:{stamps}"
+    if version is not None and landed_version(context.instance, source, context.asset_key) == (
+        version
+    ):
+        kept = [str(path) for path in lake.files("raw", "enrichment")]
+        if kept:
+            context.log.info(f"enrichment: {len(files)} file(s) unchanged since they landed")
+            return _result(
+                0,
+                0,
+                0,
+                kept,
+                started,
+                data_version=_digest([CODE_VERSION, version]),
+                files_unchanged=len(files),
+            )
+    if version is not None:
+        context.log_event(dg.AssetObservation(asset_key=source, tags={DATA_VERSION_TAG: version}))
+    rows_in = landed = 0
     paths: list[str] = []
     quarantine_frames = []
     tombstones = read_tombstones(lake)
-    previous = context.instance.get_latest_materialization_event(context.asset_key)
-    recorded = previous.asset_materialization.metadata if previous else {}
-    landed_before = (
-        recorded["landing_fingerprints"].value if "landing_fingerprints" in recorded else {}
-    )
-    fingerprints: dict[str, str] = {}
-    unstamped = False
-    for path in enrichment_files.files():
+    for path in files:
         provider = name_of(path).removesuffix(".csv")
-        stamp = enrichment_files.stamp(path)
-        if stamp is not None:
-            fingerprints[provider] = f"{CODE_VERSION}:{stamp}"
-            partition = {"provider": provider}
-            kept = lake.url_of("raw", "enrichment", partition)
-            if landed_before.get(provider) == fingerprints[provider] and store_for(kept).exists(
-                kept
-            ):
-                unchanged += 1
-                paths.append(kept)
-                continue
-        unstamped = unstamped or stamp is None
         rows = enrichment_files.read(path)
         prepared, _ = drop_tombstoned(
             enrichment.prepare(rows, provider).collect(), "enrichment", tombstones
@@ -683,7 +687,6 @@ def enrichment_lake(
     quarantined = pl.concat(quarantine_frames) if quarantine_frames else empty_quarantine()
     context.log.info(
         f"enrichment: {rows_in} read, {landed} landed, {quarantined.height} quarantined"
-        + (f", {unchanged} unchanged file(s) already in the lake" if unchanged else "")
     )
     return _result(
         rows_in,
@@ -691,10 +694,9 @@ def enrichment_lake(
         quarantined,
         paths,
         started,
-        # Files read without a stamp are always news; else the files landed are the version.
-        data_version=None if unstamped else _digest([CODE_VERSION, fingerprints, sorted(paths)]),
-        files_unchanged=unchanged,
-        landing_fingerprints=dg.MetadataValue.json(fingerprints),
+        # Files read without a stamp (an object store) are always news.
+        data_version=None if version is None else _digest([CODE_VERSION, version]),
+        files_unchanged=0,
     )
 
 

@@ -51,31 +51,39 @@ def _observed(
     }
 
 
-def changed_versions(
+def landing_observations(
     instance: dg.DagsterInstance, source: EventFolderSource, days: Iterable[str] | None = None
-) -> dict[str, str]:
-    """The data version of each received date (of ``days``, default all) whose landed files
-    differ from the version last observed for it: what an observation of the source reports."""
+) -> list[dg.AssetObservation]:
+    """The observations of ``source``'s landing folder to record: one for each received date
+    (of ``days``, default all) whose files differ from the data version last observed for it,
+    carrying the new version (in the tag Dagster's observations, Pipes and its REST API use)."""
     valid = set(received_date_partitions.get_partition_keys())
     current = {d: v for d, v in source.fingerprints(days).items() if d in valid}
     observed = _observed(instance, source.name, set(current))
-    return {d: v for d, v in current.items() if observed.get(d, (0, ""))[1] != v}
-
-
-def landing_observations(
-    instance: dg.DagsterInstance, source: EventFolderSource, days: Iterable[str]
-) -> list[dg.AssetObservation]:
-    """The observations of ``source``'s landing folder to record for those of ``days`` whose
-    files changed since their last observation: each carries the day's data version (the tag
-    Dagster's observations, Pipes and its REST API use for one)."""
     return [
         dg.AssetObservation(
             asset_key=dg.AssetKey(["sources", source.name]),
             partition=day,
             tags={DATA_VERSION_TAG: version},
         )
-        for day, version in changed_versions(instance, source, days).items()
+        for day, version in current.items()
+        if observed.get(day, (0, ""))[1] != version
     ]
+
+
+def landed_version(
+    instance: dg.DagsterInstance, source: dg.AssetKey, landed: dg.AssetKey
+) -> str | None:
+    """The data version last observed of an unpartitioned ``source`` if ``landed`` was
+    materialized after that observation (its files are in the lake), else None."""
+    observed = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=source), limit=1)
+    built = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=landed), limit=1)
+    if not observed.records or not built.records:
+        return None
+    observation = observed.records[0]
+    if built.records[0].storage_id < observation.storage_id:
+        return None
+    return observation.asset_observation.data_version
 
 
 def stale_days(

@@ -78,6 +78,7 @@ def test_a_new_shop_customer_rebuilds_what_reads_the_shop_only(home: Paths) -> N
             "updated_at) values (990001, 'rebuild.test@example.com', 'Re', 'Build', ?, ?)",
             (now, now),
         )
+    before = dict(_sql(home, "select person_id, refreshed_at from marts.customer_profiles"))
     _, built = _run(home)
     assert {SHOP_CUSTOMERS, PROFILES} <= built
     assert WEB_PARSE not in built, "no web event landed"
@@ -85,6 +86,14 @@ def test_a_new_shop_customer_rebuilds_what_reads_the_shop_only(home: Paths) -> N
         home,
         "select count(*) from marts.customer_profiles where email = 'rebuild.test@example.com'",
     ) == [(1,)]
+    # The profiles are rebuilt, but only the new customer's row is written.
+    after = dict(_sql(home, "select person_id, refreshed_at from marts.customer_profiles"))
+    rewritten = {person for person, at in after.items() if before.get(person) != at}
+    assert _sql(
+        home,
+        "select person_id from marts.customer_profiles where email = 'rebuild.test@example.com'",
+    ) == [(rewritten.pop(),)]
+    assert not rewritten
     # Nothing new again: nothing rebuilt.
     assert _run(home)[1] == set()
 

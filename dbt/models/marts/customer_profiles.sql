@@ -1,5 +1,21 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='person_id',
+        incremental_strategy='merge',
+        merge_clauses=merge_removing('DBT_INTERNAL_SOURCE.profile_fingerprint is null'),
+        on_schema_change='sync_all_columns'
+    )
+}}
+
 -- One row per person: the unified profile email personalization reads. What depends on the
 -- moment it is read at (days since, percentiles, RFM scores) is in customer_profiles_as_of.
+--
+-- Incremental: every profile is worked out from the person-level models, and only the rows
+-- whose content changed are written (profile_fingerprint, a hash of every column but the time),
+-- so refreshed_at says when a person's profile last changed. A person who is gone (merged into
+-- another, or erased) gets a row without a fingerprint, which deletes theirs (macro
+-- merge_removing).
 with people as (
     select person_id, count(*) as identifier_count
     from {{ ref('int_identity__persons_assigned') }}
@@ -94,8 +110,7 @@ final as (
                 ('complaints', 'coalesce(consent.complaints, 0)'),
             ])),
             ('consent_updated_at', 'consent.consent_updated_at'),
-        ]) }} as preferences,
-        cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
+        ]) }} as preferences
     from people
     left join emails using (person_id)
     left join demographics using (person_id)
@@ -104,6 +119,36 @@ final as (
     left join transactions using (person_id)
     left join carts using (person_id)
     left join consent using (person_id)
+),
+
+fingerprinted as (
+    select
+        *,
+        hash(email, identifier_count, demographics, behavior, transactions, preferences)
+            as profile_fingerprint,
+        cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
+    from final
 )
 
-select * from final
+{% if is_incremental() %}
+{#- A table built before fingerprints were kept is written whole, once. -#}
+{%- set tracked = holds_column('profile_fingerprint') %}
+select fingerprinted.*
+from fingerprinted
+left join {{ this }} as held using (person_id)
+{%- if tracked %}
+where held.profile_fingerprint is distinct from fingerprinted.profile_fingerprint
+{%- endif %}
+
+union all by name
+
+{%- if tracked %}
+select held.* replace (cast(null as ubigint) as profile_fingerprint)
+{%- else %}
+select held.*, cast(null as ubigint) as profile_fingerprint
+{%- endif %}
+from {{ this }} as held
+where not exists (select 1 from final where final.person_id = held.person_id)
+{% else %}
+select * from fingerprinted
+{% endif %}

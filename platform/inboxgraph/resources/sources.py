@@ -457,6 +457,14 @@ class EnrichmentSource(dg.ConfigurableResource):
         snapshot may be replaced under the same name and is read on every run."""
         return None if is_remote(path) else name_of(path) + _size_and_time(path)
 
+    def version(self, files: list[str]) -> str | None:
+        """A hash of the files' stamps (the folder's data version); None when any file has
+        no stamp, so its folder counts as changed every time."""
+        stamps = [self.stamp(path) for path in files]
+        if any(stamp is None for stamp in stamps):
+            return None
+        return fingerprint(stamps)  # type: ignore[arg-type]
+
     def read(self, path: str) -> pl.DataFrame:
         rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")
         rows = rows.rename({c: c.strip().lower() for c in rows.columns})
