@@ -147,7 +147,9 @@ def test_a_late_file_for_a_held_day_gives_the_marts_of_a_full_refresh(home: Path
     assert [_sql(home, query) for query in MARTS] == incremental
 
 
-def test_after_an_erasure_the_next_run_counts_the_person_out(home: Paths) -> None:
+def test_after_an_erasure_the_next_run_counts_the_person_out_as_a_full_refresh_does(
+    home: Paths,
+) -> None:
     email = _sql(home, "select email from marts.segment_memberships order by all limit 1")[0][0]
     result = subprocess.run(
         [sys.executable, "-m", "inboxgraph.cli", "forget", "--email", email],
@@ -167,6 +169,10 @@ def test_after_an_erasure_the_next_run_counts_the_person_out(home: Paths) -> Non
         "select segment_id, member_count from marts.segments where member_count > 0 order by 1",
     )
     assert sizes == counted
+    assert not _sql(home, f"select * from marts.customer_profiles where email = '{email}'")
+    incremental = [_sql(home, query) for query in MARTS]
+    _run(home, full_refresh=True)
+    assert [_sql(home, query) for query in MARTS] == incremental
 
 
 def test_the_as_of_models_are_found_through_macros() -> None:

@@ -1,5 +1,6 @@
 """Identity overrides written with `inboxgraph identity split|link` hold on every run: the next
-incremental one, a full refresh, and the same events landed again."""
+incremental one, a full refresh, and the same events landed again; the identity marts and the
+profiles after the split, the merge and the replay equal a full refresh's."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ DAY = datetime(2026, 11, 1, 9)
 
 def _resolve(paths: Paths, *args: str) -> None:
     land(paths)
-    run_dbt(paths, *BUILD, "--select", "+identity_links", "+identity_map", *args)
+    run_dbt(
+        paths, *BUILD, "--select", "+identity_links", "+identity_map", "+customer_profiles", *args
+    )
 
 
 def _outputs(paths: Paths) -> tuple[list[tuple], ...]:
@@ -28,6 +31,8 @@ def _outputs(paths: Paths) -> tuple[list[tuple], ...]:
         ),
         query(paths, "select * exclude (written_at) from marts.identity_links order by all"),
         query(paths, "select * from marts.identity_map order by all"),
+        # The profiles, written only where they changed, equal a full refresh's.
+        query(paths, "select * exclude (refreshed_at) from marts.customer_profiles order by all"),
     )
 
 
