@@ -639,6 +639,9 @@ def enrichment_lake(
     stamps = enrichment_files.version(files)
     # The landing code is part of what was landed: a new one reads every file again.
     version = None if stamps is None else f"{CODE_VERSION}:{stamps}"
+    # What the table holds, the same whether the files are read or kept; files read without a
+    # stamp (an object store) are always news.
+    data_version = None if version is None else _digest(version)
     if version is not None and landed_version(context.instance, source, context.asset_key) == (
         version
     ):
@@ -651,7 +654,7 @@ def enrichment_lake(
                 0,
                 kept,
                 started,
-                data_version=_digest([CODE_VERSION, version]),
+                data_version=data_version,
                 files_unchanged=len(files),
             )
     if version is not None:
@@ -694,8 +697,7 @@ def enrichment_lake(
         quarantined,
         paths,
         started,
-        # Files read without a stamp (an object store) are always news.
-        data_version=None if version is None else _digest([CODE_VERSION, version]),
+        data_version=data_version,
         files_unchanged=0,
     )
 
