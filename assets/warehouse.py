@@ -132,11 +132,11 @@ translator = InboxgraphDbtTranslator(
 )
 
 
-# The dbt vars (macro relanded_dates) naming the older received dates the incremental models
-# must read again: per var, the lake event tables it covers and the models that read them by
-# received-date window. The web analytics sources are one stream of web events in the warehouse.
+# The dbt vars (macro received_dates) naming the received dates the incremental models read:
+# per var, the lake event tables it covers and the models that read them by received date. The
+# web analytics sources are one stream of web events in the warehouse.
 INCREMENTAL_EVENT_MODELS = {
-    "relanded_dates": (
+    "web_received_dates": (
         WEB_SOURCES,
         (
             dg.AssetKey(["warehouse", "int_web__events_parsed"]),
@@ -144,7 +144,7 @@ INCREMENTAL_EVENT_MODELS = {
             dg.AssetKey(["warehouse", "int_identity__links_collected"]),
         ),
     ),
-    "relanded_esp_dates": (
+    "esp_received_dates": (
         ("esp_events",),
         (
             dg.AssetKey(["warehouse", "stg_esp__events"]),
@@ -163,21 +163,20 @@ def _restored(saved: dict[str, str | None]) -> Iterator[None]:
         restore_environment(saved)
 
 
-def relanded_event_dates(instance: dg.DagsterInstance, var: str = "relanded_dates") -> list[str]:
-    """Received dates of the lake event tables behind ``var`` landed since their incremental
-    models' last builds started.
+def received_dates(instance: dg.DagsterInstance, var: str) -> list[str] | None:
+    """The window of the incremental models behind ``var``: the received dates of their lake
+    event tables whose partitions were written since the models' last builds started.
 
-    The models read by themselves only the received dates newer than the newest they hold;
-    every date whose lake partition was written after a build began (a new day, a late or
-    rewritten file for a day they hold, a partition committed while dbt was running) is named
-    to them, so it is read again. Dates are counted from the oldest of the models' last builds,
-    so a run that built only some of them leaves nothing unread for the others.
+    That is every day they have not read: a new day, a late or rewritten file for a day they
+    hold, a partition committed while dbt was running. Dates are counted from the oldest of the
+    models' last builds, so a run that built only some of them leaves nothing unread for the
+    others. None when none of them has been built in this instance: they read every day.
     """
     sources, models = INCREMENTAL_EVENT_MODELS[var]
     builds = [instance.get_latest_materialization_event(key) for key in models]
     started = [run_started(instance, event) for event in builds if event is not None]
     if not started:
-        return []
+        return None
     days: set[str] = set()
     for source in sources:
         records = instance.fetch_materializations(
@@ -269,16 +268,16 @@ def warehouse_dbt_models(
         "INBOXGRAPH_WAREHOUSE": warehouse.resolved_path,
         "INBOXGRAPH_LAKE_URL": lake.location,
     }
-    # The run's own settings are dbt vars (macros as_of and relanded_dates). Only a run that has
-    # any passes --vars: vars that differ from the last parse's make dbt parse the whole project
-    # again (seconds), so a nightly run at now with no late data keeps dbt's partial parse.
+    # The run's own settings are dbt vars (macros as_of and received_dates). Vars that differ
+    # from the last parse's make dbt parse the whole project again (seconds), so the as-of is
+    # passed only when the run names one: a nightly run at now keeps the as-of out of them.
     dbt_vars: dict[str, Any] = {"as_of": config.as_of} if config.as_of else {}
     for name, (sources, _) in INCREMENTAL_EVENT_MODELS.items():
-        relanded = relanded_event_dates(context.instance, name)
-        if relanded:
+        window = received_dates(context.instance, name)
+        if window is not None:
             landed = ", ".join(sources)
-            context.log.info(f"{landed} dates landed since the last build: {relanded}")
-            dbt_vars[name] = relanded
+            context.log.info(f"{landed}: received dates to read: {window or 'none'}")
+            dbt_vars[name] = window
     unique_ids = _unique_ids(context)
     manifest = json.loads(MANIFEST.read_text())
     reading_as_of = as_of_models(manifest)

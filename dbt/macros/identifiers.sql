@@ -26,14 +26,15 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Older received dates of a lake event table landed again since its incremental model was
-    last built, which the model reads besides its window: `web_events` (var relanded_dates: the
-    dates of every web analytics source, macro web_sources) or `esp_events` (var
-    relanded_esp_dates), each a list of ISO dates. Dagster names them for the run
-    (assets/warehouse.py). -#}
-{% macro relanded_dates(source='web_events') -%}
-    {%- set name = {'web_events': 'relanded_dates', 'esp_events': 'relanded_esp_dates'}[source] -%}
-    {{ return(var(name, none) or []) }}
+{#- The received dates of a lake event table an incremental run reads (its window): the days
+    whose lake partition was written since the models reading them were last built, new or
+    landed again, as Dagster names them for the run (assets/warehouse.py): `web_events` (var
+    web_received_dates: the days of every web analytics source, macro web_sources) or
+    `esp_events` (var esp_received_dates), each a list of ISO dates. None when the run names
+    none (dbt run by hand): the models then read every day. -#}
+{% macro received_dates(source='web_events') -%}
+    {%- set name = {'web_events': 'web_received_dates', 'esp_events': 'esp_received_dates'}[source] -%}
+    {{ return(var(name, none)) }}
 {%- endmacro %}
 
 {#- The lake tables of the web analytics sources, as an SQL list: one stream of web events in

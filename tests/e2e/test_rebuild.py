@@ -136,8 +136,11 @@ def test_a_late_file_for_a_held_day_gives_the_marts_of_a_full_refresh(home: Path
         message["messageId"] = f"late-{n}"
         message["anonymousId"] = f"late-visitor-{n % 4}"
     (held / "late.jsonl").write_text("".join(json.dumps(m) + "\n" for m in messages))
-    _, built = _run(home)
+    summary, built = _run(home)
     assert {WEB_PARSE, PROFILES, MEMBERSHIPS} <= built
+    # Dagster names the one day landed again to dbt as the event models' window.
+    logged = [entry.user_message for entry in prepare_instance(home).all_logs(summary.run_ids[-1])]
+    assert any(f"received dates to read: ['{held.name}']" in line for line in logged), logged
     assert _sql(
         home,
         "select count(*) from marts.identity_map where identifier_value like 'late-visitor-%'",

@@ -21,7 +21,9 @@ import orjson
 
 from inboxgraph.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from inboxgraph.generate.writer import SHOP_SCHEMA
+from inboxgraph.partitions import EVENT_SOURCES
 from inboxgraph.resources.lake import LakeResource
+from inboxgraph.resources.sources import EventFolderSource
 from inboxgraph.settings import Paths
 from inboxgraph.stream import ensure_stream_table
 from tests.assets.lake_helpers import materialize_batches, materialize_events
@@ -325,17 +327,38 @@ def run_dbt(
     return completed.stdout
 
 
-def land(paths: Paths) -> None:
-    """Run the lake assets over everything landed (and create the stream's table)."""
+def _landed_since_last_call(paths: Paths) -> dict[str, list[str]]:
+    """The received dates whose landing files changed since the last call for this home, per
+    dbt var of macro received_dates: the window Dagster names to a run (from its observations of
+    the landing folders; assets/warehouse.py)."""
+    state = Path(paths.home) / "landed-days.json"
+    seen = json.loads(state.read_text()) if state.exists() else {}
+    window: dict[str, set[str]] = {"web_received_dates": set(), "esp_received_dates": set()}
+    for source, folder in EVENT_SOURCES.items():
+        days = EventFolderSource(
+            folder=folder, source=source, landing_url=paths.landing_url, home=paths.home
+        ).fingerprints()
+        var = "esp_received_dates" if source == "esp_events" else "web_received_dates"
+        held = seen.get(source, {})
+        window[var].update(day for day, version in days.items() if held.get(day) != version)
+        seen[source] = days
+    state.write_text(json.dumps(seen))
+    return {var: sorted(days) for var, days in window.items()}
+
+
+def land(paths: Paths, **variables: str) -> list[str]:
+    """Run the lake assets over everything landed (and create the stream's table). Returns the
+    dbt arguments of the next run: the vars naming the received dates landed since the last call,
+    as Dagster names them, with ``variables``."""
     materialize_events(paths)
     materialize_batches()
     ensure_stream_table(LakeResource(url=paths.lake_url))
+    return ["--vars", json.dumps({**_landed_since_last_call(paths), **variables})]
 
 
 def land_and_build(paths: Paths, as_of: datetime = AS_OF) -> None:
     """Run the lake assets over everything landed, then ``dbt build`` (every test must pass)."""
-    land(paths)
-    run_dbt(paths, "build", "--vars", json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")}))
+    run_dbt(paths, "build", *land(paths, as_of=as_of.strftime("%Y-%m-%d %H:%M:%S")))
 
 
 def query(paths: Paths, sql: str, *params: object) -> list[tuple]:

@@ -16,10 +16,9 @@ DAY = datetime(2026, 11, 1, 9)
 
 
 def _resolve(paths: Paths, *args: str) -> None:
-    land(paths)
-    run_dbt(
-        paths, *BUILD, "--select", "+identity_links", "+identity_map", "+customer_profiles", *args
-    )
+    window = land(paths)
+    selected = ("+identity_links", "+identity_map", "+customer_profiles")
+    run_dbt(paths, *BUILD, "--select", *selected, *args, *window)
 
 
 def _outputs(paths: Paths) -> tuple[list[tuple], ...]:

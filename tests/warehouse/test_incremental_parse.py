@@ -1,5 +1,6 @@
-"""The incremental event models (the web parse, ESP staging) read only their window of the lake
-and still let the first received copy win."""
+"""The incremental event models (the web parse, ESP staging) read only their window of the lake,
+the received dates Dagster names (macro received_dates), and still let the first received copy
+win."""
 
 from __future__ import annotations
 
@@ -59,22 +60,30 @@ def test_incremental_parse_equals_a_full_refresh(platform_home: Paths) -> None:
     _dbt_run(paths)
     assert len(_parsed(paths)) == 7
 
-    # The next run's window is after 11-05. A new day resends dup-a (first parsed from 11-01,
-    # outside the window); 11-02 is landed again with an earlier copy of dup-b (parsed from
-    # 11-03, outside the window too).
+    # The next run's window names a new day, which resends dup-a (first parsed from 11-01,
+    # outside the window), and 11-02, landed again with an earlier copy of dup-b (parsed from
+    # 11-03, outside the window too). 11-07 has landed as well, but the run does not name it.
     _land(paths, "2026-11-06", "a.jsonl", ("m-06", "Ordinary"), ("dup-a", "resent copy"))
     _land(paths, "2026-11-02", "b.jsonl", ("m-02b", "Late line"), ("dup-b", "earlier copy"))
+    _land(paths, "2026-11-07", "a.jsonl", ("m-07", "Not yet named"))
     materialize_events(paths)
-    _dbt_run(paths, "--vars", json.dumps({"relanded_dates": ["2026-11-02"]}))
+    _dbt_run(paths, "--vars", json.dumps({"web_received_dates": ["2026-11-02", "2026-11-06"]}))
     incremental = _parsed(paths)
 
     by_id = {event_id: (event, day) for event_id, event, day in incremental}
+    assert "m-07" not in by_id, "a day outside the window is not read"
     assert len(by_id) == len(incremental) == 9
     assert by_id["dup-a"] == ("first copy", "2026-11-01"), "the first received copy wins"
     assert by_id["dup-b"] == ("earlier copy", "2026-11-02"), "an earlier day landed again wins"
     assert by_id["m-06"] == ("Ordinary", "2026-11-06")
     assert by_id["m-02b"] == ("Late line", "2026-11-02")
 
+    # The next run names 11-07; a run that names no window (dbt by hand) reads every day.
+    _dbt_run(paths, "--vars", json.dumps({"web_received_dates": ["2026-11-07"]}))
+    incremental = _parsed(paths)
+    assert len(incremental) == 10
+    _dbt_run(paths)
+    assert _parsed(paths) == incremental
     _dbt_run(paths, "--full-refresh")
     assert _parsed(paths) == incremental
 
@@ -103,7 +112,8 @@ def test_profile_events_follow_the_parse_incrementally(platform_home: Paths) -> 
     # with an earlier copy of `dup` that is no longer a cart add (the first received copy wins).
     _land(paths, "2026-11-04", "a.jsonl", ("m-4", "Order Completed"), ("m-5", "Checkout"))
     materialize_events(paths)
-    run_dbt(paths, "run", "--select", "int_web__events_parsed")
+    window = json.dumps({"web_received_dates": ["2026-11-04"]})
+    run_dbt(paths, "run", "--select", "int_web__events_parsed", "--vars", window)
     _land(paths, "2026-11-02", "b.jsonl", ("dup", "Product Viewed"))
     materialize_events(paths)
     run_dbt(
@@ -113,7 +123,7 @@ def test_profile_events_follow_the_parse_incrementally(platform_home: Paths) -> 
         "int_web__events_parsed",
         "int_web__profile_events",
         "--vars",
-        json.dumps({"relanded_dates": ["2026-11-02"]}),
+        json.dumps({"web_received_dates": ["2026-11-02"]}),
     )
     incremental = _profile_events(paths)
     assert incremental == [
@@ -158,8 +168,8 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
     run_dbt(paths, "run", "--select", "stg_esp__events")
     assert len(_staged_esp(paths)) == 7
 
-    # As for the parse: the window is after 11-05; dup-a is resent on a new day, and 11-02
-    # lands again with an earlier copy of dup-b.
+    # As for the parse: the window names a new day, on which dup-a is resent, and 11-02,
+    # landed again with an earlier copy of dup-b.
     _land_esp(paths, "2026-11-06", "a.jsonl", ("e-06", "processed"), ("dup-a", "click"))
     _land_esp(paths, "2026-11-02", "b.jsonl", ("e-02b", "bounce"), ("dup-b", "click"))
     materialize_events(paths)
@@ -170,7 +180,7 @@ def test_incremental_esp_staging_equals_a_full_refresh(platform_home: Paths) -> 
         "--select",
         "stg_esp__events",
         "--vars",
-        json.dumps({"relanded_esp_dates": ["2026-11-02"]}),
+        json.dumps({"esp_received_dates": ["2026-11-02", "2026-11-06"]}),
     )
     incremental = _staged_esp(paths)
 

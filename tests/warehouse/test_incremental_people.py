@@ -5,7 +5,6 @@ the identifiers in new events, and of the CRM and the shop."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -43,15 +42,16 @@ def _received_on(paths: Paths, day: str, landing: Landing) -> None:
 BUILD = ("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
 
 
-def _land_and_run(paths: Paths, model: str, *args: str) -> None:
-    """Land what is new, then build ``model`` and everything it is built from."""
-    land(paths)
-    run_dbt(paths, *BUILD, "--select", f"+{model}", *args)
+def _land_and_run(paths: Paths, model: str, *args: str, **variables: str) -> None:
+    """Land what is new, then build ``model`` and everything it is built from, the run's window
+    naming the days landed."""
+    window = land(paths, **variables)
+    run_dbt(paths, *BUILD, "--select", f"+{model}", *args, *window)
 
 
 def _build(paths: Paths, as_of: datetime, *args: str) -> None:
-    as_of_var = json.dumps({"as_of": as_of.strftime("%Y-%m-%d %H:%M:%S")})
-    _land_and_run(paths, "int_person__web_activity_aggregated", *args, "--vars", as_of_var)
+    as_of_var = as_of.strftime("%Y-%m-%d %H:%M:%S")
+    _land_and_run(paths, "int_person__web_activity_aggregated", *args, as_of=as_of_var)
 
 
 def _activity(paths: Paths) -> list[tuple]:
@@ -86,8 +86,7 @@ def test_incremental_web_activity_equals_a_full_refresh(platform_home: Paths) ->
     landing.page(datetime(2026, 11, 1, 11), anonymous_id="anon-idle")
     landing.esp_event("reader@example.com", "delivered", datetime(2026, 11, 1, 9))
     landing.write(Path(paths.landing_url))
-    # A late arrival: stamped 11-01, received 11-05. The window of the next run starts the day
-    # before the newest received day seen (11-04), after Early's 11-02 page view.
+    # A late arrival: stamped 11-01, received 11-05.
     landing.page(datetime(2026, 11, 1, 15), anonymous_id="anon-reader")
     _received_on(paths, "2026-11-05", landing)
     _build(paths, FIRST_AS_OF)
@@ -143,8 +142,8 @@ def _anchor(paths: Paths, identifier_type: str, value: str) -> tuple | None:
 
 def _resolve(paths: Paths, *args: str) -> None:
     """Land what is new, then build the graph and the identity marts."""
-    land(paths)
-    run_dbt(paths, *BUILD, "--select", "+identity_links", "+identity_map", *args)
+    window = land(paths)
+    run_dbt(paths, *BUILD, "--select", "+identity_links", "+identity_map", *args, *window)
 
 
 def _identity_marts(paths: Paths) -> tuple[list[tuple], list[tuple]]:
@@ -357,8 +356,7 @@ def test_incremental_links_equal_a_full_refresh(platform_home: Paths) -> None:
     late.page(datetime(2026, 11, 1, 15), anonymous_id="anon-idle")
     late.page(datetime(2026, 11, 1, 16), anonymous_id="anon-b")
     _received_on(paths, "2026-11-01", late)
-    relanded = json.dumps({"relanded_dates": ["2026-11-01"]})
-    _land_and_run(paths, "int_identity__links_collected", "--vars", relanded)
+    _land_and_run(paths, "int_identity__links_collected")
     incremental = _links(paths)
     idle_now = _link(paths, ("anonymous_id", "anon-idle"), ("anonymous_id", "anon-idle"))
     assert idle_now["observations"] == 2

@@ -13,8 +13,8 @@
 --
 -- Incremental: a run recomputes only the people whose row can have changed, from all of their
 -- events (sessions need a person's events in order), and keeps everyone else's row:
---   * people with an event in the parse's window (received after the newest day this model
---     has seen, or on a day landed since its last build; macro relanded_dates);
+--   * people with an event in the parse's window (the received days Dagster names for the run,
+--     new or landed again; macro received_dates);
 --   * people whose inputs_fingerprint changed: their user and anonymous ids (which events are
 --     theirs: a merge, a split, an erasure), the product catalog's categories or the session
 --     timeout, which recompute everyone;
@@ -27,7 +27,7 @@
 -- `events`, read four times, holds only the columns the aggregates read: with every parsed
 -- column, 22 million materialized events spilled to disk under the memory limit.)
 {%- set read = [
-    'message_type', 'event_name', 'occurred_at', 'received_date', 'product_id', 'product_category'
+    'message_type', 'event_name', 'occurred_at', 'product_id', 'product_category'
 ] %}
 with products as (
     select * from {{ ref('stg_shop__products') }}
@@ -50,7 +50,8 @@ inputs as (
 {% if is_incremental() %}
 {#- A table built before these columns existed holds no fingerprints: everyone is recomputed. -#}
 {%- set tracked = holds_column('inputs_fingerprint') %}
-{%- set start = window_start('last_received_date') if tracked else '1970-01-01' %}
+{#- So does a run that names no window (dbt run by hand): every event counts as new. -#}
+{%- set days = received_dates('web_events') if tracked else none %}
 held as (
     {%- if tracked %}
     select person_id, inputs_fingerprint from {{ this }}
@@ -65,7 +66,7 @@ held as (
 new_events as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
-    where {{ received_in_window('received_date', start, relanded_dates('web_events')) }}
+    where {{ received_in_window('received_date', days) }}
 ),
 
 affected as (
@@ -201,8 +202,7 @@ activity as (
         max(occurred_at) as last_seen_at,
         max(occurred_at) filter (where event_name in ('Product Added', 'Checkout Started'))
             as last_cart_event_at,
-        max(occurred_at) filter (where event_name = 'Order Completed') as last_web_order_at,
-        max(received_date) as last_received_date
+        max(occurred_at) filter (where event_name = 'Order Completed') as last_web_order_at
     from events
     group by person_id
 ),
@@ -223,7 +223,6 @@ final as (
         sessions.session_count,
         top_categories.categories[1:3] as top_categories,
         recently_viewed.product_ids[1:5] as recently_viewed_products,
-        activity.last_received_date,
         inputs.inputs_fingerprint
     {%- if is_incremental() %}
     from affected

@@ -21,14 +21,15 @@
 -- Incremental: each kind of link comes from one source, and a run recomputes from all of their
 -- events only the links the new events can touch, keeping every other row:
 --   * web links (Segment, GA4, Mixpanel: each link names the source whose event made it first)
---     made by a parsed event of the window (received after the newest web day this model
---     holds): each is merged with its held row (earliest event, summed observations, newest
---     day), since the window's events were never counted. When a web day this model
---     holds is landed again (macro relanded_dates), events it counted may have changed, so the
---     web links of every user id, and of every anonymous id seen without a user id, in the
---     window and those days are recomputed from all of their events instead (every web link is
---     made by events that share its user id, or without one its anonymous id);
---   * ESP links of every address in an ESP event of the ESP window (the same rule on ESP days);
+--     made by a parsed event of the window (the received days Dagster names, macro
+--     received_dates): when every one of those days is newer than the newest web day this model
+--     holds, each is merged with its held row (earliest event, summed observations, newest
+--     day), since the window's events were never counted. When a web day this model holds is
+--     landed again, events it counted may have changed, so the web links of every user id, and
+--     of every anonymous id seen without a user id, in the window are recomputed from all of
+--     their events instead (every web link is made by events that share its user id, or
+--     without one its anonymous id);
+--   * ESP links of every address in an ESP event of the ESP window;
 --   * every CRM (HubSpot, Salesforce) and shop link (small extracts, read whole each run), of which only those whose
 --     values changed are written; a CRM or shop link no longer extracted comes out as an empty
 --     row, which deletes its row (macro merge_removing). (Rewriting the unchanged ones cost a
@@ -41,24 +42,27 @@
 -- A full refresh (`dbt build --full-refresh`) collects every link, as the first build does.
 -- (The event tables are named where they are read, not as CTEs: a CTE read more than once is
 -- materialized whole.)
-{#- A table built before last_received_date existed is collected whole. -#}
-{%- set tracked = is_incremental() and holds_column('last_received_date') %}
+{#- A table built before last_received_date existed is collected whole, as it is when the run
+    names no window (dbt run by hand). -#}
+{%- set web_days = received_dates('web_events') %}
+{%- set esp_days = received_dates('esp_events') %}
+{%- set tracked = is_incremental() and web_days is not none and esp_days is not none
+    and holds_column('last_received_date') %}
 with
 {% if tracked %}
-{%- set web_start = window_start('last_received_date', "source in " ~ web_sources()) %}
-{%- set esp_start = window_start('last_received_date', "source = 'esp_events'") %}
-{%- set merge_web = not (relanded_dates('web_events') | reject('ge', web_start | string) | list) %}
+{%- set newest_web = held_max('last_received_date', "source in " ~ web_sources()) %}
+{%- set merge_web = newest_web is none or not (web_days | select('le', newest_web) | list) %}
 {%- if merge_web %}
 web_events as (
     select *
     from {{ ref('int_web__events_parsed') }}
-    where received_date >= cast('{{ web_start }}' as date)
+    where {{ received_in_window('received_date', web_days) }}
 ),
 {%- else %}
 window_web as (
     select user_id, anonymous_id
     from {{ ref('int_web__events_parsed') }}
-    where {{ received_in_window('received_date', web_start, relanded_dates('web_events')) }}
+    where {{ received_in_window('received_date', web_days) }}
 ),
 
 web_events as (
@@ -81,7 +85,7 @@ esp_touched as (
     where email in (
         select email
         from {{ ref('stg_esp__events') }}
-        where {{ received_in_window('received_date', esp_start, relanded_dates('esp_events')) }}
+        where {{ received_in_window('received_date', esp_days) }}
     )
 ),
 {% else %}

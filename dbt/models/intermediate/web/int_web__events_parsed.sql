@@ -12,17 +12,17 @@
 -- depends_on: {{ ref('stg_mixpanel__events') }}
 -- The JSON payloads of web events (Segment, GA4 and Mixpanel, macro web_events_renamed)
 -- unpacked once. An incremental run reads only the lake
--- partitions of its window: the received days after the newest one it holds, plus every day
--- landed since the last build began (macro relanded_dates, set by Dagster). It keeps staging's
--- rule that the first received copy of a message wins: a message already parsed from a day
--- outside the window, received before its copy in the window, keeps its row.
+-- partitions of its window: the received days landed since the last build began, new or landed
+-- again, as Dagster names them (macro received_dates). It keeps staging's rule that the first
+-- received copy of a message wins: a message already parsed from a day outside the window,
+-- received before its copy in the window, keeps its row.
 with
 {% if is_incremental() %}
 landed as (
     {{ web_events_renamed() }}
 ),
 
-{{ first_copies_in_window('landed', relanded_dates('web_events'), 'events') }},
+{{ first_copies_in_window('landed', received_dates('web_events'), 'events') }},
 {% else %}
 events as (
     select * from {{ ref('stg_web__events') }}

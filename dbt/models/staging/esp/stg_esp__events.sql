@@ -35,7 +35,7 @@ renamed as (
     {{ renamed }}
 ),
 
-{{ first_copies_in_window('renamed', relanded_dates('esp_events'), 'final') }}
+{{ first_copies_in_window('renamed', received_dates('esp_events'), 'final') }}
 {% else %}
 final as (
     {{ first_rows(renamed, 'event_id', 'received_date, source_file, source_line') }}
