@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from inboxgraph.assets.warehouse import INCREMENTAL_EVENT_MODELS
 from inboxgraph.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from inboxgraph.generate.writer import SHOP_SCHEMA
 from inboxgraph.partitions import EVENT_SOURCES
@@ -333,12 +334,15 @@ def _landed_since_last_call(paths: Paths) -> dict[str, list[str]]:
     the landing folders; assets/warehouse.py)."""
     state = Path(paths.home) / "landed-days.json"
     seen = json.loads(state.read_text()) if state.exists() else {}
-    window: dict[str, set[str]] = {"web_received_dates": set(), "esp_received_dates": set()}
+    window: dict[str, set[str]] = {var: set() for var in INCREMENTAL_EVENT_MODELS}
+    var_of = {
+        source: var for var, (sources, _) in INCREMENTAL_EVENT_MODELS.items() for source in sources
+    }
     for source, folder in EVENT_SOURCES.items():
         days = EventFolderSource(
             folder=folder, source=source, landing_url=paths.landing_url, home=paths.home
         ).fingerprints()
-        var = "esp_received_dates" if source == "esp_events" else "web_received_dates"
+        var = var_of[source]
         held = seen.get(source, {})
         window[var].update(day for day, version in days.items() if held.get(day) != version)
         seen[source] = days
