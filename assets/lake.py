@@ -44,6 +44,10 @@ from inboxgraph.transforms.common import empty_quarantine, field_counts, split_q
 # Recorded with every materialization (and in the audit trail): bump when a lake transform
 # changes what it writes.
 CODE_VERSION = "lake-1"
+# A range run logs its first and last day and a day at most this often between them: each log
+# line is one event in the instance's event log, and each day's figures are on its partition's
+# materialization anyway.
+PROGRESS_SECONDS = 10.0
 
 SOURCE_SPECS = {
     "web_events": ("web", "Segment Spec events from the website and apps, as landed."),
@@ -208,11 +212,10 @@ def _event_lake_asset(
         lake: LakeResource = context.resources.lake
         reader: EventFolderSource = getattr(context.resources, f"{source}_source")
         landed_days = set(reader.partitions())
+        to_read = [d for d in context.partition_keys if d in landed_days]
         # What Dagster knows of these days' files, recorded before they are read: files that
         # change meanwhile are a newer version, and a run that dies leaves its days stale.
-        for observation in landing_observations(
-            context.instance, reader, [d for d in context.partition_keys if d in landed_days]
-        ):
+        for observation in landing_observations(context.instance, reader, to_read):
             context.log_event(observation)
         tombstones = read_tombstones(lake)
         # Counts only: a day's quarantined rows are a slice of its whole batch (Polars string
@@ -221,6 +224,7 @@ def _event_lake_asset(
         reasons: Counter[str] = Counter()
         own: dict[str, dict[str, object]] = {}
         fields: Counter[str] = Counter()
+        logged_at, read = None, 0
         with stop_when_interrupted():
             for day in context.partition_keys:
                 partition = {RECEIVED_DATE: day}
@@ -244,10 +248,13 @@ def _event_lake_asset(
                 )
                 totals["erased"] += removed
                 reasons.update(own[day]["quarantine_reasons"])
-                context.log.info(
-                    f"{source} {day}: {lines.height} in, {good.height} landed, "
-                    f"{bad.height} quarantined"
-                )
+                read, now = read + 1, time.monotonic()
+                if logged_at is None or now - logged_at >= PROGRESS_SECONDS or read == len(to_read):
+                    logged_at = now
+                    context.log.info(
+                        f"{source} {day}: {lines.height} in, {good.height} landed, "
+                        f"{bad.height} quarantined (day {read} of {len(to_read)})"
+                    )
         drift = assess_fields(
             dict(fields), totals["parsed"], transform.KNOWN_FIELDS, transform.REQUIRED_FIELDS
         )

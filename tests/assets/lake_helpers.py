@@ -50,13 +50,17 @@ def landed_days(paths: Paths) -> list[str]:
 
 
 def materialize_events(
-    paths: Paths, first: str | None = None, last: str | None = None, raise_on_error: bool = True
+    paths: Paths,
+    first: str | None = None,
+    last: str | None = None,
+    raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     days = landed_days(paths)
     return dg.materialize(
         partitioned_assets(),
         resources=source_resources(),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         tags={
             "dagster/asset_partition_range_start": first or days[0],
             "dagster/asset_partition_range_end": last or days[-1],

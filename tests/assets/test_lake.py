@@ -82,9 +82,21 @@ def test_materialization_metadata_reports_rows_and_paths(
     landed: tuple[Paths, GenerateReport],
 ) -> None:
     paths, _ = landed
-    result = materialize_events(paths)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_events(paths, instance=instance)
     web = metadata(result, "web_events")  # the range's summary, recorded on every partition
     days = landed_days(paths)
+    # The log names the first and the last day, and a day at most every 10 s between them
+    # (each log line is an event in the instance): the days' figures are on their partitions.
+    logged = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.user_message.startswith("web_events 20")
+    ]
+    assert logged[0].startswith(f"web_events {days[0]}: ")
+    assert logged[0].endswith(f"(day 1 of {len(days)})")
+    assert logged[-1].endswith(f"(day {len(days)} of {len(days)})")
+    assert len(logged) < len(days)
     assert web["partition_range"] == f"{days[0]}..{days[-1]}"
     assert web["partitions_written"] == len(days)
     assert web["range_rows_in"] == web["range_rows_landed"] + web["range_rows_quarantined"]

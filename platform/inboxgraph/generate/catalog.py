@@ -239,8 +239,6 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/130.0 Mobile Safari/537.36",
 )
 
-LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer")
-
 JOB_TITLES = ("Engineer", "Designer", "Teacher", "Nurse", "Manager", "Analyst", "Founder", "Chef")
 INDUSTRIES = ("Software", "Retail", "Healthcare", "Education", "Finance", "Media", "Hospitality")
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
