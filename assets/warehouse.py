@@ -15,6 +15,7 @@ from dagster_dbt import (
 )
 
 from inboxgraph.crash import stop_when_interrupted
+from inboxgraph.dbt_child import started_by_this_process
 from inboxgraph.dbt_project import (
     DBT_PROJECT_DIR,
     build_events,
@@ -267,6 +268,7 @@ def warehouse_dbt_models(
     settings = {
         "INBOXGRAPH_WAREHOUSE": warehouse.resolved_path,
         "INBOXGRAPH_LAKE_URL": lake.location,
+        **started_by_this_process(),
     }
     # The run's own settings are dbt vars (macros as_of and received_dates). Vars that differ
     # from the last parse's make dbt parse the whole project again (seconds), so the as-of is

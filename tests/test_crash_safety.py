@@ -114,3 +114,34 @@ def test_dbt_dies_with_the_run_that_started_it(tmp_path: Path) -> None:
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the child outlived its parent"
         time.sleep(0.1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_dbt_started_by_a_run_killed_before_dbt_asked_for_the_signal_ends(tmp_path: Path) -> None:
+    # The run is killed while dbt's interpreter is still starting: by the time dbt asks for the
+    # signal, its parent is the process that adopted the orphan. The run named itself in the
+    # environment, so dbt sees that its parent is gone and ends instead of running on.
+    go = tmp_path / "go"
+    child = (
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
+        "from inboxgraph.dbt_child import die_with_parent; die_with_parent()\n"
+        "time.sleep(120)"
+    )
+    parent = (
+        "import os, subprocess, sys, time\n"
+        "from inboxgraph.dbt_child import started_by_this_process\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}], "
+        "env={**os.environ, **started_by_this_process()}, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True); time.sleep(120)"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True
+    ) as process:
+        pid = int(process.stdout.readline())
+        os.kill(process.pid, signal.SIGKILL)
+    go.touch()
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "dbt outlived the run that started it"
+        time.sleep(0.1)

@@ -14,13 +14,23 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+# The process starting dbt names itself here (:func:`started_by_this_process`).
+PARENT_VARIABLE = "INBOXGRAPH_DBT_PARENT"
+
+
+def started_by_this_process() -> dict[str, str]:
+    """The environment that tells `inboxgraph-dbt` which process started it."""
+    return {PARENT_VARIABLE: str(os.getpid())}
 
 
 def die_with_parent() -> None:
     """Have the kernel terminate this process when its parent exits (Linux only)."""
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    # The parent as it named itself: one killed while this interpreter started has already
+    # been replaced by the process that adopted the orphan, which os.getppid() would return.
+    named = os.environ.get(PARENT_VARIABLE, "")
+    parent = int(named) if named.isdigit() else os.getppid()
     # An ignored SIGTERM is inherited across exec: a process started from one that ignores it
     # (a test runner, a shell's background job) would never act on the signal asked for here.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -18,6 +18,7 @@ import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from filelock import FileLock
 
+from inboxgraph.dbt_child import PARENT_VARIABLE, started_by_this_process
 from inboxgraph.project_files import dbt_project_dir
 from inboxgraph.settings import resolve_paths
 
@@ -105,8 +106,9 @@ def _parse_environment() -> Iterator[None]:
     keeps every variable its resources read through ``dg.EnvVar``."""
     paths = resolve_paths()
     defaults = {"INBOXGRAPH_WAREHOUSE": paths.warehouse, "INBOXGRAPH_LAKE_URL": paths.lake_url}
-    saved = {name: os.environ.get(name) for name in defaults}
+    saved = {name: os.environ.get(name) for name in [*defaults, PARENT_VARIABLE]}
     os.environ.update({name: value for name, value in defaults.items() if not saved[name]})
+    os.environ.update(started_by_this_process())
     try:
         yield
     finally:
