@@ -312,7 +312,7 @@ def warehouse_dbt_models(
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     with stop_when_interrupted(), _restored(saved):
-        target = invocation_dir(f"warehouse_dbt_models-{context.run.run_id[:7]}")
+        target = invocation_dir("warehouse_dbt_models", context.run.run_id)
         invocation = dbt.cli(args, context=context, target_path=target)
         lineage = ColumnLineageCache(
             LINEAGE_CACHE,

@@ -36,6 +36,8 @@ PARSE_VARIABLES = (
     "INBOXGRAPH_DUCKDB_MEMORY_LIMIT",
 )
 ROW_COUNT = "dagster/row_count"
+# The target directories of the newest dbt invocations kept per kind (:func:`invocation_dir`).
+KEPT_INVOCATIONS = 5
 PROJECT_INPUTS = ("models", "macros", "tests", "seeds", "dbt_project.yml", "profiles.yml")
 
 
@@ -73,12 +75,17 @@ def ensure_manifest(refresh: bool = False) -> Path:
     return manifest
 
 
-def invocation_dir(name: str) -> Path:
+def invocation_dir(kind: str, run_id: str = "") -> Path:
     """A new target directory for one dbt invocation of this configuration, holding a copy of
     its partial parse, so dbt parses only what changed since (dagster-dbt copies the one of
     the project's default target directory, which is another configuration's)."""
     target = target_dir()
-    path = target / f"{name}-{uuid.uuid4().hex[:7]}"
+    # The newest invocations' artifacts of each kind are kept for a look after a run; a
+    # nightly run's several megabytes would otherwise pile up for as long as the home lives.
+    earlier = sorted(target.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)
+    for old in earlier[: max(len(earlier) - KEPT_INVOCATIONS + 1, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    path = target / "-".join(filter(None, (kind, run_id[:7], uuid.uuid4().hex[:7])))
     path.mkdir(parents=True)
     partial = target / "partial_parse.msgpack"
     if partial.exists():

@@ -2,15 +2,24 @@
 Dagster with each model's metadata."""
 
 import json
+import shutil
 import subprocess
 import sys
+import time
 from dataclasses import InitVar, dataclass
 from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
 
-from inboxgraph.dbt_project import TABLE_METADATA_PREFIX, build_events, dbt_executable
+from inboxgraph.dbt_project import (
+    KEPT_INVOCATIONS,
+    TABLE_METADATA_PREFIX,
+    build_events,
+    dbt_executable,
+    invocation_dir,
+    target_dir,
+)
 
 
 def test_the_version_is_answered_without_starting_dbt() -> None:
@@ -31,6 +40,25 @@ def test_the_version_is_answered_without_starting_dbt() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.splitlines()[-1]
     assert imported == "[]"
+
+
+def test_only_the_newest_invocations_of_a_kind_keep_their_target_directories() -> None:
+    """Each build writes its artifacts into a directory of its own: a home's runs keep the
+    newest few, whatever other kinds of invocation left."""
+    other = invocation_dir("test_other_kind")
+    made = []
+    try:
+        for n in range(KEPT_INVOCATIONS + 3):
+            made.append(invocation_dir("test_kind", f"run{n:04d}-abcdef"))
+            (made[-1] / "run_results.json").write_text("{}")
+            time.sleep(0.02)  # file times tick in milliseconds
+        kept = sorted(target_dir().glob("test_kind-*"), key=lambda p: p.stat().st_mtime)
+        assert kept == made[-KEPT_INVOCATIONS:]
+        assert kept[-1].name.startswith(f"test_kind-run{KEPT_INVOCATIONS + 2:04d}-")
+        assert other.is_dir()
+    finally:
+        for path in [other, *made]:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
