@@ -88,28 +88,21 @@ def _reason_counts(quarantined: pl.DataFrame) -> dict[str, int]:
 def _result(
     rows_in: int,
     landed: int,
-    quarantined: pl.DataFrame | int,
+    quarantined: pl.DataFrame,
     paths: list[str],
     started: float,
-    reasons: dict[str, int] | None = None,
     schema: dg.TableSchema | None = None,
     data_version: str | None = None,
     **extra: object,
 ) -> dg.MaterializeResult:
-    """The materialization's metadata; ``reasons`` counts quarantine reasons when
-    ``quarantined`` is a count, not the rows. ``data_version`` names what the table holds: the
-    same version as before tells the warehouse nothing changed (inboxgraph.rebuild)."""
-    if reasons is None:
-        reasons = _reason_counts(quarantined) if isinstance(quarantined, pl.DataFrame) else {}
-    n_quarantined = (
-        quarantined.height if isinstance(quarantined, pl.DataFrame) else int(quarantined)
-    )
+    """The materialization's metadata. ``data_version`` names what the table holds: the same
+    version as before tells the warehouse nothing changed (inboxgraph.rebuild)."""
     metadata: dict[str, object] = {
         "dagster/row_count": landed,
         "rows_in": rows_in,
         "rows_landed": landed,
-        "rows_quarantined": n_quarantined,
-        "quarantine_reasons": reasons,
+        "rows_quarantined": quarantined.height,
+        "quarantine_reasons": _reason_counts(quarantined),
         "duration_s": round(time.monotonic() - started, 3),
         "paths": dg.MetadataValue.json(paths[:50]),
         "partitions_written": len(paths),
@@ -658,7 +651,7 @@ def enrichment_lake(
             return _result(
                 0,
                 0,
-                0,
+                empty_quarantine(),
                 kept,
                 started,
                 data_version=data_version,

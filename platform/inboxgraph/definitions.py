@@ -222,22 +222,11 @@ defs = dg.Definitions(
 )
 
 
-def ingest_events() -> dg.JobDefinition:
-    """The events job, resolved, for running through the instance (``dg.reconstructable``)."""
-    return defs.resolve_job_def("ingest_events")
+def resolve_job(name: str) -> dg.JobDefinition:
+    """A job of the definitions, resolved, as a run worker rebuilds it (:func:`job_to_run`)."""
+    return defs.resolve_job_def(name)
 
 
-def refresh_warehouse() -> dg.JobDefinition:
-    return defs.resolve_job_def("refresh_warehouse")
-
-
-def pull_mixpanel() -> dg.JobDefinition:
-    return defs.resolve_job_def("pull_mixpanel")
-
-
-def pull_crm() -> dg.JobDefinition:
-    return defs.resolve_job_def("pull_crm")
-
-
-def suggest_identities() -> dg.JobDefinition:
-    return defs.resolve_job_def("suggest_identities")
+def job_to_run(name: str) -> dg.ReconstructableJob:
+    """A job of the definitions as ``dg.execute_job`` runs it through the instance."""
+    return dg.build_reconstructable_job(__name__, resolve_job.__name__, (name,))

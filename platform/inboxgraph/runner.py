@@ -177,7 +177,7 @@ def run_pipeline(
             continue
         log(f"{job}: {what}")
         result = dg.execute_job(
-            dg.reconstructable(getattr(definitions, job)),
+            definitions.job_to_run(job),
             instance=instance,
             run_config=CONSOLE_LOGGING,
             tags={**process_tags(), "inboxgraph/trigger": "cli"},
@@ -202,7 +202,7 @@ def run_pipeline(
         n = partition_keys.index(last) - partition_keys.index(first) + 1
         log(f"ingest_events: received dates {first} .. {last} ({n} day{'s' * (n != 1)})")
         result = dg.execute_job(
-            dg.reconstructable(definitions.ingest_events),
+            definitions.job_to_run("ingest_events"),
             instance=instance,
             run_config=CONSOLE_LOGGING,
             tags={**range_tags(first, last), **process_tags(), "inboxgraph/trigger": "cli"},
@@ -230,7 +230,7 @@ def run_pipeline(
     if accept_identity_changes:
         tags[ACCEPT_TAG] = "true"
     result = dg.execute_job(
-        dg.reconstructable(definitions.refresh_warehouse),
+        definitions.job_to_run("refresh_warehouse"),
         instance=instance,
         run_config=run_config,
         tags=tags,
@@ -252,7 +252,7 @@ def run_suggestions(
     summary = RunSummary()
     log(f"suggest_identities: scoring probable duplicates (match probability >= {threshold})")
     result = dg.execute_job(
-        dg.reconstructable(definitions.suggest_identities),
+        definitions.job_to_run("suggest_identities"),
         instance=instance,
         run_config={
             **CONSOLE_LOGGING,

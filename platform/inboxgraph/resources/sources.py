@@ -41,20 +41,31 @@ def _day_of(url: str) -> str:
 RAW_SCHEMA = {"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64}
 
 
-def _landing_root(landing_url: str, home: str) -> str:
-    """The landing zone's URL: a local path or ``s3://bucket/prefix``."""
-    return resolve_paths(home=home or None, landing_url=landing_url or None).landing_url
+class LandingReader(dg.ConfigurableResource):
+    """A reader of the landing zone: INBOXGRAPH_LANDING_URL, else the home's ``landing``."""
 
+    landing_url: str = ""
+    home: str = ""
 
-def _require_landing(landing_url: str, home: str) -> None:
-    """A local landing zone must exist: a missing one is a wrong setting, not an empty source."""
-    root = _landing_root(landing_url, home)
-    if not is_remote(root) and not os.path.isdir(root):
-        raise dg.Failure(
-            f"the landing zone {root} (INBOXGRAPH_LANDING_URL) does not exist; point the "
-            "setting at the folder where sources land, or run `inboxgraph generate`",
-            allow_retries=False,
-        )
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
+
+    def landing(self, *parts: str) -> str:
+        """The landing zone's URL (a local path or ``s3://bucket/prefix``) joined with
+        ``parts``."""
+        root = resolve_paths(home=self.home or None, landing_url=self.landing_url or None)
+        return join(root.landing_url, *parts)
+
+    def require_landing(self) -> None:
+        """A local landing zone must exist: a missing one is a wrong setting, not an empty
+        source."""
+        root = self.landing()
+        if not is_remote(root) and not os.path.isdir(root):
+            raise dg.Failure(
+                f"the landing zone {root} (INBOXGRAPH_LANDING_URL) does not exist; point the "
+                "setting at the folder where sources land, or run `inboxgraph generate`",
+                allow_retries=False,
+            )
 
 
 def _files_in(folder: str, suffix: str) -> list[str]:
@@ -77,7 +88,7 @@ def _read_text_file(url: str) -> bytes:
     return gzip.decompress(data) if url.endswith(".gz") else data
 
 
-class EventFolderSource(dg.ConfigurableResource):
+class EventFolderSource(LandingReader):
     """Event files landed per received date: ``<landing>/<folder>/<YYYY-MM-DD>/*.jsonl[.gz]``
     (or ``*.parquet``, one record per row, as BigQuery exports GA4 events).
 
@@ -86,19 +97,14 @@ class EventFolderSource(dg.ConfigurableResource):
 
     folder: str
     source: str = ""
-    landing_url: str = ""
-    home: str = ""
 
     @property
     def name(self) -> str:
         return self.source or self.folder
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
-
     @property
     def root(self) -> str:
-        return join(_landing_root(self.landing_url, self.home), self.folder)
+        return self.landing(self.folder)
 
     def _event_files(self, folder: str) -> list[str]:
         return [
@@ -213,27 +219,21 @@ def _parse_iso(text: object) -> datetime | None:
         return None
 
 
-class HubspotContactsSource(dg.ConfigurableResource):
+class HubspotContactsSource(LandingReader):
     """HubSpot CRM v3 list-contacts pages: ``<landing>/hubspot/contacts/*.json``.
 
     ``read(since)`` returns contacts whose ``updatedAt`` is at or after ``since``, as the CRM
     search API does with a ``lastmodifieddate`` filter.
     """
 
-    landing_url: str = ""
-    home: str = ""
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
-
     lookback_minutes: int = 60
 
     @property
     def root(self) -> str:
-        return join(_landing_root(self.landing_url, self.home), "hubspot", "contacts")
+        return self.landing("hubspot", "contacts")
 
     def read(self, since: datetime | None) -> pl.DataFrame:
-        _require_landing(self.landing_url, self.home)
+        self.require_landing()
         columns: dict[str, list] = {name: [] for name in HUBSPOT_SCHEMA}
         pages = _files_in(self.root, ".json")
         for page in pages:
@@ -267,7 +267,7 @@ SALESFORCE_SCHEMA = {**RAW_SCHEMA, "_page_error": pl.String}
 SALESFORCE_FOLDERS = {"salesforce_contacts": "contact", "salesforce_leads": "lead"}
 
 
-class SalesforceRecordsSource(dg.ConfigurableResource):
+class SalesforceRecordsSource(LandingReader):
     """Salesforce REST API SOQL query response pages of one object:
     ``<landing>/salesforce/<contact|lead>/*.json`` (``{"totalSize", "done", "nextRecordsUrl",
     "records": [...]}``), as an export or as the live pull saves them.
@@ -278,20 +278,14 @@ class SalesforceRecordsSource(dg.ConfigurableResource):
     """
 
     source: str
-    landing_url: str = ""
-    home: str = ""
     lookback_minutes: int = 60
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
 
     @property
     def root(self) -> str:
-        landing = _landing_root(self.landing_url, self.home)
-        return join(landing, "salesforce", SALESFORCE_FOLDERS[self.source])
+        return self.landing("salesforce", SALESFORCE_FOLDERS[self.source])
 
     def read(self, since: datetime | None) -> pl.DataFrame:
-        _require_landing(self.landing_url, self.home)
+        self.require_landing()
         columns: dict[str, list] = {name: [] for name in SALESFORCE_SCHEMA}
 
         def add(raw: str, page: str, position: int, error: str | None) -> None:
@@ -435,21 +429,15 @@ class ShopDatabase(dg.ConfigurableResource):
         return sa.engine.make_url(self.resolved_url).render_as_string(hide_password=True)
 
 
-class EnrichmentSource(dg.ConfigurableResource):
+class EnrichmentSource(LandingReader):
     """Third-party enrichment CSV files: ``<landing>/enrichment/<provider>.csv``."""
-
-    landing_url: str = ""
-    home: str = ""
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        check_location("INBOXGRAPH_LANDING_URL", self.landing_url)
 
     @property
     def root(self) -> str:
-        return join(_landing_root(self.landing_url, self.home), "enrichment")
+        return self.landing("enrichment")
 
     def files(self) -> list[str]:
-        _require_landing(self.landing_url, self.home)
+        self.require_landing()
         return _files_in(self.root, ".csv")
 
     def stamp(self, path: str) -> str | None:
