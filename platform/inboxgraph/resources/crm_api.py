@@ -37,7 +37,7 @@ from dlt.sources.helpers.rest_client.paginators import (
 )
 
 from inboxgraph.resources.http import retrying_session
-from inboxgraph.settings import is_remote, resolve_paths
+from inboxgraph.resources.sources import LandingResource
 from inboxgraph.storage import write_bytes_atomic
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
@@ -95,28 +95,14 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class _CrmPull(dg.ConfigurableResource):
+class _CrmPull(LandingResource):
     """What both pulls share: where pages are saved, the retrying session, the cursor."""
 
-    landing_url: str = ""
-    home: str = ""
     # Per request (dlt's session): waits of 1, 2, 4 and 8 s. A vendor still down after them
     # fails the pull; the next scheduled pull resumes where this one stopped.
     max_attempts: int = 5
     backoff_seconds: float = 1.0
     timeout_seconds: float = 120.0
-
-    def landing(self) -> Path:
-        landing = resolve_paths(
-            home=self.home or None, landing_url=self.landing_url or None
-        ).landing_url
-        if is_remote(landing):
-            raise dg.Failure(
-                f"the CRM pulls save into a local landing zone; INBOXGRAPH_LANDING_URL is "
-                f"{landing}",
-                allow_retries=False,
-            )
-        return Path(landing)
 
     def session(self) -> requests.Session:
         return retrying_session(self.max_attempts, self.backoff_seconds, self.timeout_seconds)
@@ -191,7 +177,7 @@ class HubspotPull(_CrmPull):
 
     @property
     def folder(self) -> Path:
-        return self.landing() / "hubspot" / "contacts"
+        return self.local_landing("the CRM pulls save") / "hubspot" / "contacts"
 
     def pull(self, log: Callable[[str], None] = print) -> dict[str, object]:
         """Save the contacts changed (and archived) since the last pull; returns counts."""
@@ -309,7 +295,7 @@ class SalesforcePull(_CrmPull):
         return bool(self.instance_url and (self.token or (self.client_id and self.client_secret)))
 
     def folder(self, name: str) -> Path:
-        return self.landing() / "salesforce" / name
+        return self.local_landing("the CRM pulls save") / "salesforce" / name
 
     def pull(self, log: Callable[[str], None] = print) -> dict[str, object]:
         """Save the Contacts and Leads changed (or deleted) since the last pull."""

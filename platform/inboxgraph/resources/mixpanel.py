@@ -25,7 +25,7 @@ import requests
 import tenacity
 
 from inboxgraph.resources.http import retrying_session
-from inboxgraph.settings import is_remote, resolve_paths
+from inboxgraph.resources.sources import LandingResource
 from inboxgraph.storage import write_atomic
 
 DEFAULT_API_URL = "https://data.mixpanel.com"
@@ -45,7 +45,7 @@ def first_day(start_date: str, today: date) -> str:
         ) from None
 
 
-class MixpanelExport(dg.ConfigurableResource):
+class MixpanelExport(LandingResource):
     """Pulls Mixpanel's Raw Event Export into ``<landing>/mixpanel/`` (live mode: on when a
     secret is set)."""
 
@@ -55,8 +55,6 @@ class MixpanelExport(dg.ConfigurableResource):
     secret: str = ""
     start_date: str = ""
     lookback_days: int = 2
-    landing_url: str = ""
-    home: str = ""
     max_attempts: int = 6
     backoff_seconds: float = 1.0
     timeout_seconds: float = 300.0
@@ -67,16 +65,7 @@ class MixpanelExport(dg.ConfigurableResource):
 
     @property
     def folder(self) -> Path:
-        landing = resolve_paths(
-            home=self.home or None, landing_url=self.landing_url or None
-        ).landing_url
-        if is_remote(landing):
-            raise dg.Failure(
-                "the Mixpanel pull saves into a local landing zone; INBOXGRAPH_LANDING_URL "
-                f"is {landing}",
-                allow_retries=False,
-            )
-        return Path(landing) / "mixpanel"
+        return self.local_landing("the Mixpanel pull saves") / "mixpanel"
 
     def pulled_days(self) -> list[str]:
         """Days whose export this pull saved completely, oldest first."""

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -41,8 +42,9 @@ def _day_of(url: str) -> str:
 RAW_SCHEMA = {"_raw": pl.String, "_source_file": pl.String, "_line": pl.Int64}
 
 
-class LandingReader(dg.ConfigurableResource):
-    """A reader of the landing zone: INBOXGRAPH_LANDING_URL, else the home's ``landing``."""
+class LandingResource(dg.ConfigurableResource):
+    """A resource that reads or saves into the landing zone: INBOXGRAPH_LANDING_URL, else the
+    home's ``landing``."""
 
     landing_url: str = ""
     home: str = ""
@@ -55,6 +57,16 @@ class LandingReader(dg.ConfigurableResource):
         ``parts``."""
         root = resolve_paths(home=self.home or None, landing_url=self.landing_url or None)
         return join(root.landing_url, *parts)
+
+    def local_landing(self, what: str) -> Path:
+        """The landing zone as a local folder, for ``what`` saves into one."""
+        landing = self.landing()
+        if is_remote(landing):
+            raise dg.Failure(
+                f"{what} into a local landing zone; INBOXGRAPH_LANDING_URL is {landing}",
+                allow_retries=False,
+            )
+        return Path(landing)
 
     def require_landing(self) -> None:
         """A local landing zone must exist: a missing one is a wrong setting, not an empty
@@ -88,7 +100,7 @@ def _read_text_file(url: str) -> bytes:
     return gzip.decompress(data) if url.endswith(".gz") else data
 
 
-class EventFolderSource(LandingReader):
+class EventFolderSource(LandingResource):
     """Event files landed per received date: ``<landing>/<folder>/<YYYY-MM-DD>/*.jsonl[.gz]``
     (or ``*.parquet``, one record per row, as BigQuery exports GA4 events).
 
@@ -219,7 +231,7 @@ def _parse_iso(text: object) -> datetime | None:
         return None
 
 
-class HubspotContactsSource(LandingReader):
+class HubspotContactsSource(LandingResource):
     """HubSpot CRM v3 list-contacts pages: ``<landing>/hubspot/contacts/*.json``.
 
     ``read(since)`` returns contacts whose ``updatedAt`` is at or after ``since``, as the CRM
@@ -267,7 +279,7 @@ SALESFORCE_SCHEMA = {**RAW_SCHEMA, "_page_error": pl.String}
 SALESFORCE_FOLDERS = {"salesforce_contacts": "contact", "salesforce_leads": "lead"}
 
 
-class SalesforceRecordsSource(LandingReader):
+class SalesforceRecordsSource(LandingResource):
     """Salesforce REST API SOQL query response pages of one object:
     ``<landing>/salesforce/<contact|lead>/*.json`` (``{"totalSize", "done", "nextRecordsUrl",
     "records": [...]}``), as an export or as the live pull saves them.
@@ -429,7 +441,7 @@ class ShopDatabase(dg.ConfigurableResource):
         return sa.engine.make_url(self.resolved_url).render_as_string(hide_password=True)
 
 
-class EnrichmentSource(LandingReader):
+class EnrichmentSource(LandingResource):
     """Third-party enrichment CSV files: ``<landing>/enrichment/<provider>.csv``."""
 
     @property
