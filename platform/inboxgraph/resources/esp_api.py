@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import requests
@@ -32,26 +32,44 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode()).hexdigest()  # noqa: S324 (the vendor's id)
 
 
-def _checked(vendor: str, variable: str, response: requests.Response) -> requests.Response:
-    if response.status_code in (401, 403):
-        raise dg.Failure(
-            f"{vendor} refused the API key ({response.status_code}: {response.text[:200]}); "
-            f"check {variable}",
-            allow_retries=False,
-        )
-    if response.status_code >= 400:
-        raise dg.Failure(
-            f"{vendor} answered {response.status_code} to {response.request.method} "
-            f"{response.request.path_url.split('?')[0]}: {response.text[:300]}"
-        )
-    return response
+class _EspApi(dg.ConfigurableResource):
+    """What the ESP destinations share: the key (syncing is on when it is set), the endpoint
+    and the retries."""
 
+    api_key: str = ""
+    api_url: str = ""
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
 
-def _reachable(vendor: str, call: Callable[[], requests.Response]) -> requests.Response:
-    try:
-        return call()
-    except requests.exceptions.RequestException as error:
-        raise dg.Failure(f"{vendor} could not be reached: {error}") from None
+    vendor: ClassVar[str]
+    key_variable: ClassVar[str]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+    def _post(
+        self, session: requests.Session, url: str, missing_ok: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """A POST through the retrying session. An unreachable server, a refused key (naming
+        its variable) and any other error answer fail the sync in one sentence; a 404 passes
+        when ``missing_ok``."""
+        try:
+            response = session.post(url, **kwargs)
+        except requests.exceptions.RequestException as error:
+            raise dg.Failure(f"{self.vendor} could not be reached: {error}") from None
+        if response.status_code in (401, 403):
+            raise dg.Failure(
+                f"{self.vendor} refused the API key ({response.status_code}: "
+                f"{response.text[:200]}); check {self.key_variable}",
+                allow_retries=False,
+            )
+        if response.status_code >= 400 and not (missing_ok and response.status_code == 404):
+            raise dg.Failure(
+                f"{self.vendor} answered {response.status_code} to {response.request.method} "
+                f"{response.request.path_url.split('?')[0]}: {response.text[:300]}"
+            )
+        return response
 
 
 def _merge_fields(change: Change) -> dict[str, str]:
@@ -67,23 +85,17 @@ def _merge_fields(change: Change) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
-class MailchimpApi(dg.ConfigurableResource):
+class MailchimpApi(_EspApi):
     """Mailchimp Marketing API v3: members upserted in batches of 500 (``POST
     /lists/{list_id}``, status subscribed, merge fields, the segments as tags), removed
     segments untagged (``POST /lists/{list_id}/members/{subscriber_hash}/tags``, inactive)."""
 
-    api_key: str = ""
     list_id: str = ""
-    api_url: str = ""
-    max_attempts: int = 5
-    backoff_seconds: float = 1.0
 
     name: str = "mailchimp"
     batch_size: int = MAILCHIMP_BATCH
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.api_key)
+    vendor: ClassVar[str] = "Mailchimp"
+    key_variable: ClassVar[str] = "INBOXGRAPH_MAILCHIMP_API_KEY"
 
     @property
     def base_url(self) -> str:
@@ -105,11 +117,7 @@ class MailchimpApi(dg.ConfigurableResource):
         with Mailchimp's reason."""
         url = f"{self.base_url}/3.0/lists/{self.list_id}"
         body = {"members": members, "update_existing": True}
-        answer = _checked(
-            "Mailchimp",
-            "INBOXGRAPH_MAILCHIMP_API_KEY",
-            _reachable("Mailchimp", lambda: session.post(url, json=body)),
-        ).json()
+        answer = self._post(session, url, json=body).json()
         return {e["email_address"].lower(): e["error"] for e in answer.get("errors", [])}
 
     def send(self, batch: list[Change]) -> Outcome:
@@ -139,11 +147,8 @@ class MailchimpApi(dg.ConfigurableResource):
             member = change.esp_ref or subscriber_hash(change.email)
             url = f"{self.base_url}/3.0/lists/{self.list_id}/members/{member}/tags"
             tags = {"tags": [{"name": s, "status": "inactive"} for s in change.remove]}
-            response = _reachable(
-                "Mailchimp", lambda url=url, tags=tags: session.post(url, json=tags)
-            )
-            if response.status_code != 404:  # a member Mailchimp no longer has keeps no tag
-                _checked("Mailchimp", "INBOXGRAPH_MAILCHIMP_API_KEY", response)
+            # A member Mailchimp no longer has (404) keeps no tag.
+            self._post(session, url, missing_ok=True, json=tags)
             outcome.acknowledged.setdefault(change.person_id, member)
         return outcome
 
@@ -155,21 +160,14 @@ class MailchimpApi(dg.ConfigurableResource):
         return {e for e in emails if e.lower() not in refused}
 
 
-class BrazeApi(dg.ConfigurableResource):
+class BrazeApi(_EspApi):
     """Braze ``/users/track``: one attribute object per person (external id: the person id),
     at most 75 a request, the segments in the custom array ``inboxgraph_segments``."""
 
-    api_key: str = ""
-    api_url: str = ""
-    max_attempts: int = 5
-    backoff_seconds: float = 1.0
-
     name: str = "braze"
     batch_size: int = BRAZE_BATCH
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.api_key)
+    vendor: ClassVar[str] = "Braze"
+    key_variable: ClassVar[str] = "INBOXGRAPH_BRAZE_API_KEY"
 
     def send(self, batch: list[Change]) -> Outcome:
         if not self.api_url:
@@ -200,18 +198,8 @@ class BrazeApi(dg.ConfigurableResource):
                 item["inboxgraph_segments"] = segments
             objects.append(item)
         url = f"{self.api_url.rstrip('/')}/users/track"
-        answer = _checked(
-            "Braze",
-            "INBOXGRAPH_BRAZE_API_KEY",
-            _reachable(
-                "Braze",
-                lambda: session.post(
-                    url,
-                    json={"attributes": objects},
-                    headers={"Authorization": f"Bearer {self.api_key}"},
-                ),
-            ),
-        ).json()
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        answer = self._post(session, url, json={"attributes": objects}, headers=headers).json()
         refused = {e.get("index"): e.get("type", "refused") for e in answer.get("errors", [])}
         outcome = Outcome()
         for index, change in enumerate(batch):
@@ -229,33 +217,23 @@ class BrazeApi(dg.ConfigurableResource):
         url = f"{self.api_url.rstrip('/')}/email/status"
         body = {"email": emails, "subscription_state": "unsubscribed"}
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        _checked(
-            "Braze",
-            "INBOXGRAPH_BRAZE_API_KEY",
-            _reachable("Braze", lambda: session.post(url, json=body, headers=headers)),
-        )
+        self._post(session, url, json=body, headers=headers)
         return set(emails)
 
 
-class KlaviyoApi(dg.ConfigurableResource):
+class KlaviyoApi(_EspApi):
     """Klaviyo through ``klaviyo-api``: profiles through a bulk import job (waited for, its
     import errors read), then list membership through the list's relationships endpoints
     (added for people in any segment, removed for people in none). The segments are the
     profile property ``inboxgraph_segments``."""
 
-    api_key: str = ""
     list_id: str = ""
-    api_url: str = ""
-    max_attempts: int = 5
-    backoff_seconds: float = 1.0
     job_wait_seconds: float = 600.0
 
     name: str = "klaviyo"
     batch_size: int = KLAVIYO_BATCH
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.api_key)
+    vendor: ClassVar[str] = "Klaviyo"
+    key_variable: ClassVar[str] = "INBOXGRAPH_KLAVIYO_API_KEY"
 
     def _client(self) -> Any:
         from klaviyo_api import KlaviyoAPI
