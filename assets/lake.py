@@ -69,9 +69,7 @@ source_specs = [
         key=["sources", name],
         group_name=group,
         description=description,
-        kinds={"file"}
-        if name not in {"shop_customers", "shop_orders", "shop_order_items", "shop_products"}
-        else {"sql"},
+        kinds={"sql"} if group == "shop" else {"file"},
         tags={"layer": "sources"},
     )
     for name, (group, description) in SOURCE_SPECS.items()
@@ -357,11 +355,7 @@ def _land_batch(
         # A CRM record is one version per text: read twice (the pages of two pulls overlap
         # at their boundary), it lands once. (Two equal order lines are two lines.)
         unseen = unseen.unique("_fingerprint", keep="first", maintain_order=True)
-    fresh, erased = drop_tombstoned(
-        unseen.collect(),
-        source,
-        read_tombstones(lake),
-    )
+    fresh, erased = drop_tombstoned(unseen.collect(), source, read_tombstones(lake))
     good, bad = split_quarantine(fresh.lazy(), list(columns))
     unchanged = rows_in - good.height - bad.height - erased
     paths = []

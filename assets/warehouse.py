@@ -3,7 +3,6 @@
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -15,13 +14,12 @@ from dagster_dbt import (
 )
 
 from inboxgraph.crash import stop_when_interrupted
-from inboxgraph.dbt_child import started_by_this_process
 from inboxgraph.dbt_project import (
     DBT_PROJECT_DIR,
     build_events,
+    dbt_run_environment,
     ensure_manifest,
     invocation_dir,
-    restore_environment,
 )
 from inboxgraph.lineage import ColumnLineageCache, project_fingerprint
 from inboxgraph.objectstore import apply_dbt_environment
@@ -155,15 +153,6 @@ INCREMENTAL_EVENT_MODELS = {
 }
 
 
-@contextmanager
-def _restored(saved: dict[str, str | None]) -> Iterator[None]:
-    """Put the variables back as they were before the build."""
-    try:
-        yield
-    finally:
-        restore_environment(saved)
-
-
 def received_dates(instance: dg.DagsterInstance, var: str) -> list[str] | None:
     """The window of the incremental models behind ``var``: the received dates of their lake
     event tables whose partitions were written since the models' last builds started.
@@ -268,7 +257,6 @@ def warehouse_dbt_models(
     settings = {
         "INBOXGRAPH_WAREHOUSE": warehouse.resolved_path,
         "INBOXGRAPH_LAKE_URL": lake.location,
-        **started_by_this_process(),
     }
     # The run's own settings are dbt vars (macros as_of and received_dates). Vars that differ
     # from the last parse's make dbt parse the whole project again (seconds), so the as-of is
@@ -309,9 +297,7 @@ def warehouse_dbt_models(
         for name, key in context.assets_def.keys_by_output_name.items()
         if key in as_of_keys
     }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    with stop_when_interrupted(), _restored(saved):
+    with stop_when_interrupted(), dbt_run_environment(settings):
         target = invocation_dir("warehouse_dbt_models", context.run.run_id)
         invocation = dbt.cli(args, context=context, target_path=target)
         lineage = ColumnLineageCache(

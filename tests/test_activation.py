@@ -13,7 +13,7 @@ from inboxgraph.activation import (
     BRAZE_BATCH_LIMIT,
     Delta,
     ExportStore,
-    braze_batches,
+    braze_bodies,
     compute_delta,
     export,
     klaviyo_files,
@@ -69,7 +69,8 @@ def test_csv_formats_name_their_columns_as_the_esps_do() -> None:
 
 def test_braze_batches_stay_within_the_request_limit() -> None:
     added = pl.DataFrame([_member(f"p{n}", f"{n}@x.com") for n in range(160)], schema=MEMBER)
-    batches = braze_batches("s", Delta(added, pl.DataFrame(schema=STATE)))
+    bodies = braze_bodies("s", Delta(added, pl.DataFrame(schema=STATE)))
+    batches = [orjson.loads(body) for body in bodies]
     assert [len(b["attributes"]) for b in batches] == [BRAZE_BATCH_LIMIT, BRAZE_BATCH_LIMIT, 10]
     assert batches[0]["attributes"][0]["inboxgraph_segments"] == {"add": ["s"]}
 

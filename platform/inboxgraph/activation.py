@@ -14,7 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import polars as pl
 
 from inboxgraph.storage import stale_temporaries, write_atomic, write_folder_atomic
@@ -160,11 +159,6 @@ def braze_bodies(segment: str, delta: Delta) -> list[bytes]:
         ('{"attributes":[' + ",".join(objects[i : i + BRAZE_BATCH_LIMIT]) + "]}").encode()
         for i in range(0, len(objects), BRAZE_BATCH_LIMIT)
     ]
-
-
-def braze_batches(segment: str, delta: Delta) -> list[dict]:
-    """The request bodies of :func:`braze_bodies`, decoded."""
-    return [orjson.loads(body) for body in braze_bodies(segment, delta)]
 
 
 def braze_files(segment: str, delta: Delta) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from filelock import FileLock
 
-from inboxgraph.dbt_child import PARENT_VARIABLE, started_by_this_process
+from inboxgraph.dbt_child import started_by_this_process
 from inboxgraph.project_files import dbt_project_dir
 from inboxgraph.settings import resolve_paths
 
@@ -108,27 +108,31 @@ def _manifest_stamp() -> str:
 @contextmanager
 def _parse_environment() -> Iterator[None]:
     """The profile and sources read INBOXGRAPH_* variables: give unset or empty ones their
-    defaults while dbt parses (importing the definitions must work in a bare shell), then put
-    back exactly what was there, an empty value included: a code server that loaded `.env`
-    keeps every variable its resources read through ``dg.EnvVar``."""
+    defaults while dbt parses (importing the definitions must work in a bare shell)."""
     paths = resolve_paths()
     defaults = {"INBOXGRAPH_WAREHOUSE": paths.warehouse, "INBOXGRAPH_LAKE_URL": paths.lake_url}
-    saved = {name: os.environ.get(name) for name in [*defaults, PARENT_VARIABLE]}
-    os.environ.update({name: value for name, value in defaults.items() if not saved[name]})
-    os.environ.update(started_by_this_process())
+    unset = {name: value for name, value in defaults.items() if not os.environ.get(name)}
+    with dbt_run_environment(unset):
+        yield
+
+
+@contextmanager
+def dbt_run_environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment, which dbt's process inherits, with this
+    process named as dbt's parent (:mod:`inboxgraph.dbt_child`); then everything put back
+    exactly as it was, an empty value included: a code server that loaded `.env` keeps every
+    variable its resources read through ``dg.EnvVar``."""
+    values = {**values, **started_by_this_process()}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        restore_environment(saved)
-
-
-def restore_environment(saved: dict[str, str | None]) -> None:
-    """Put back variables as ``saved`` holds them (None: it was not set)."""
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # The line dbt logs with each model's columns, its parents' and its row count (macro

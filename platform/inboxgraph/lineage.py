@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import dagster as dg
 
 from inboxgraph.rebuild import macros_digest
+from inboxgraph.storage import write_bytes_atomic
 
 LINEAGE = "dagster/column_lineage"
 SCHEMA = "dagster/column_schema"
@@ -99,11 +99,9 @@ class ColumnLineageCache:
         self.save()
 
     def save(self) -> None:
-        """Written beside the cache, then renamed over it: homes that share it may save at once."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps({"fingerprint": self.fingerprint, "models": self.models}))
-        os.replace(partial, self.path)
+        """Written aside, then renamed over the cache: homes that share it may save at once."""
+        saved = {"fingerprint": self.fingerprint, "models": self.models}
+        write_bytes_atomic(self.path, json.dumps(saved).encode())
 
 
 def with_upstream_columns(

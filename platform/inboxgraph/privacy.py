@@ -181,9 +181,12 @@ def _scrub_lines(path: Path, person: Person) -> int:
     return removed
 
 
-def _scrub_crm_page(path: Path, person: Person, records: str, id_type: str, id_key: str) -> int:
-    """Drop the person's records from a CRM response page (HubSpot ``results`` keyed by
-    ``id``, Salesforce ``records`` keyed by ``Id``); a page that is no JSON is left as is."""
+def _scrub_json_records(
+    path: Path, person: Person, records: str, id_type: str = "", id_key: str = ""
+) -> int:
+    """Drop the person's records from a JSON object's list ``records``: a CRM response page
+    (HubSpot ``results`` keyed by ``id``, Salesforce ``records`` keyed by ``Id``), a Braze
+    export's ``attributes``. A file that is no such JSON is left as is."""
     try:
         body = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError:
@@ -274,7 +277,7 @@ def scrub_landing(landing: Path, person: Person, shop_db_url: str) -> dict[str, 
     ]
     for folder, records, id_type, id_key in crm_pages:
         for path in sorted((landing / folder).glob("*.json")):
-            if n := _scrub_crm_page(path, person, records, id_type, id_key):
+            if n := _scrub_json_records(path, person, records, id_type, id_key):
                 removed[str(path)] = n
     for path in sorted((landing / "enrichment").glob("*.csv")):
         if n := _scrub_csv(path, person):
@@ -322,16 +325,6 @@ def scrub_lake(lake: LakeResource, person: Person) -> dict[str, int]:
     return removed
 
 
-def _scrub_braze(path: Path, person: Person) -> int:
-    body = orjson.loads(path.read_bytes())
-    objects = body.get("attributes", [])
-    kept = [o for o in objects if not _matches(orjson.dumps(o).decode(), person)]
-    if len(kept) != len(objects):
-        body["attributes"] = kept
-        write_bytes_atomic(path, orjson.dumps(body, option=orjson.OPT_INDENT_2))
-    return len(objects) - len(kept)
-
-
 def scrub_exports(root: Path, person: Person) -> dict[str, int]:
     removed: dict[str, int] = {}
     for path in sorted(root.rglob("*")):
@@ -340,7 +333,7 @@ def scrub_exports(root: Path, person: Person) -> dict[str, int]:
         if path.suffix == ".csv":
             n = _scrub_csv(path, person)
         elif path.suffix == ".json":
-            n = _scrub_braze(path, person)
+            n = _scrub_json_records(path, person, "attributes")
         elif path.suffix == ".parquet":
             n = scrub_parquet(path, person)
         else:
