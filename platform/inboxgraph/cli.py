@@ -219,27 +219,42 @@ def report_erasure(paths: Paths, receipt: Receipt) -> None:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    import dagster as dg
+
     from inboxgraph.privacy import describe, forget
     from inboxgraph.resources.lake import LakeResource
+    from inboxgraph.resources.wiring import ESP_RESOURCES, source_resources
 
     if not args.email and not args.user_id:
         print("forget needs --email and/or --user-id", file=sys.stderr)
         return 2
     paths = ensure_environment()
+    # The ESPs the audiences are synced to, as the refresh's resources read them.
+    resources = source_resources()
+    destinations = [resources[key].process_config_and_initialize() for key in ESP_RESOURCES]
 
     def report(layer: str, removed: int) -> None:
         print(f"  {layer:<10}{removed:>8} records removed", flush=True)
 
-    person, receipt = forget(
-        email=args.email,
-        user_id=args.user_id,
-        landing=Path(paths.landing_url),
-        lake=LakeResource(url=paths.lake_url),
-        warehouse=paths.warehouse,
-        exports=Path(paths.exports),
-        shop_db_url=paths.shop_db_url,
-        log=report,
-    )
+    try:
+        person, receipt = forget(
+            email=args.email,
+            user_id=args.user_id,
+            landing=Path(paths.landing_url),
+            lake=LakeResource(url=paths.lake_url),
+            warehouse=paths.warehouse,
+            exports=Path(paths.exports),
+            shop_db_url=paths.shop_db_url,
+            log=report,
+            destinations=destinations,
+        )
+    except dg.Failure as failure:
+        print(
+            f"inboxgraph forget: {failure.description}. The tombstones are recorded, nothing "
+            "else is erased yet: run it again once the ESP answers",
+            file=sys.stderr,
+        )
+        return 1
     report_erasure(paths, receipt)
     for line in describe(person, args.email):
         print(line)

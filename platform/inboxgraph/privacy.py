@@ -15,10 +15,11 @@ import gzip
 import hashlib
 import io
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import orjson
@@ -102,12 +103,25 @@ class Person:
         )
 
 
+class Destination(Protocol):
+    """An ESP the audiences are synced to (inboxgraph.resources.esp_api)."""
+
+    name: str
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def forget(self, emails: list[str], person_ids: list[str]) -> int: ...
+
+
 @dataclass
 class Receipt:
     erased_at: datetime
     identifier_count: int
     files: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
+    # ESP -> the users it deleted (or, Klaviyo, the deletion requests it accepted)
+    destinations: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -119,6 +133,7 @@ class Receipt:
             "identifiers": self.identifier_count,
             "files": self.files,
             "tables": self.tables,
+            "destinations": self.destinations,
             "rows_removed": self.total,
         }
 
@@ -505,17 +520,23 @@ def forget(
     exports: Path,
     shop_db_url: str,
     log: Callable[[str, int], None] = lambda layer, removed: None,
+    destinations: Sequence[Destination] = (),
 ) -> tuple[Person, Receipt]:
     """Erase the person in every layer, reporting each layer's removed records to ``log`` as
     it finishes. Killed at any point, running it again completes the erasure: the tombstones
     are written first, every file is replaced atomically, and the warehouse, which names the
-    person's identifiers, is scrubbed last and in one transaction."""
+    person's identifiers, is scrubbed last and in one transaction.
+
+    The ``destinations`` (ESPs) delete the person before any local layer is touched: an ESP
+    that fails stops the erasure with its error, and running it again starts over with every
+    identifier still known."""
     if not email and not user_id:
         raise ValueError("forget needs --email or --user-id")
     person = resolve_person(warehouse, email, user_id)
     erased_at = datetime.now(UTC).replace(tzinfo=None)
     receipt = Receipt(erased_at=erased_at, identifier_count=len(person.values))
     add_tombstones(lake, person, erased_at)
+    receipt.destinations = forget_at_destinations(warehouse, person, destinations, log)
     for layer, scrub in (
         ("landing", lambda: scrub_landing(landing, person, shop_db_url)),
         ("lake", lambda: scrub_lake(lake, person)),
@@ -533,6 +554,41 @@ def forget(
         with duckdb.connect(warehouse) as con:
             audit.append(con, [row])
     return person, receipt
+
+
+def forget_at_destinations(
+    warehouse: str,
+    person: Person,
+    destinations: Sequence[Destination],
+    log: Callable[[str, int], None],
+) -> dict[str, int]:
+    """Each ESP whose key is set deletes the person: by the addresses and person ids the
+    identity map holds, and those the syncs recorded for them (``activation.sync_state``: an
+    address or id the person had when last synced)."""
+    enabled = [destination for destination in destinations if destination.enabled]
+    if not enabled:
+        return {}
+    emails = set(person.identifiers.get("email", ()))
+    person_ids = set(person.identifiers.get("person_id", ()))
+    if Path(warehouse).exists():
+        with duckdb.connect(warehouse, read_only=True) as con:
+            synced = con.sql(
+                "select 1 from information_schema.tables "
+                "where table_schema = 'activation' and table_name = 'sync_state'"
+            ).fetchall()
+            if synced:
+                rows = con.execute(
+                    "select distinct person_id, lower(email) from activation.sync_state "
+                    "where list_contains(?, person_id) or list_contains(?, lower(email))",
+                    [sorted(person_ids), sorted(emails)],
+                ).fetchall()
+                person_ids.update(person_id for person_id, _ in rows)
+                emails.update(email for _, email in rows)
+    removed = {}
+    for destination in enabled:
+        removed[destination.name] = destination.forget(sorted(emails), sorted(person_ids))
+        log(destination.name, removed[destination.name])
+    return removed
 
 
 def rewritten_lake_tables(lake_root: Path, files: Iterable[str]) -> dict[tuple[str, ...], set]:

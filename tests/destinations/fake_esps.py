@@ -7,16 +7,21 @@ the state a sync leaves behind.
   200 with ``new_members``, ``updated_members`` and per-member ``errors`` (an address in a
   compliance state cannot be subscribed again); ``POST
   /lists/{list_id}/members/{subscriber_hash}/tags`` (the hash is the MD5 of the lower-cased
-  address; 404 for a member it does not know).
+  address; 404 for a member it does not know); ``POST
+  /lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent`` (204; the address can
+  never be imported again; 404 for a member it does not know).
 - **Klaviyo** (``/api``): ``Authorization: Klaviyo-API-Key <key>`` and a ``revision`` header
   (``YYYY-MM-DD``), JSON:API bodies; bulk profile import jobs (at most 10,000 profiles; the
   job, its import errors and its profiles' ids), list membership through
   ``/api/lists/{id}/relationships/profiles`` (POST adds, DELETE removes; at most 1,000 ids),
-  and suppression through bulk suppression jobs.
+  suppression through bulk suppression jobs, and ``POST /api/data-privacy-deletion-jobs``
+  (exactly one of a profile's email, phone number or id; 202, every matching profile deleted).
 - **Braze** ``POST /users/track``: ``Authorization: Bearer <key>``, at most 75 attribute
   objects, each naming its user (``external_id``); the custom array ``inboxgraph_segments``
   takes ``{"add": [...], "remove": [...]}``; ``email_subscribe`` is a subscription state.
-  Answers 201 with ``attributes_processed`` and per-object ``errors``.
+  Answers 201 with ``attributes_processed`` and per-object ``errors``. ``POST /users/delete``
+  takes at most 50 identifiers of exactly one kind (``external_ids``, ``email_addresses``, ...)
+  and answers 201 with the users ``deleted``.
 Each takes faults on demand (queued status codes, 429 with ``Retry-After: 1``, and ``"drop"``:
 the connection drops before the answer, after the request was received and applied or not, as
 chosen) and logs every request it answered.
@@ -39,6 +44,13 @@ from tests.sources.fake_http import Reply, Request, serve
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
 MERGE_TAGS = {"FNAME", "LNAME", "TOPCAT", "PRODUCTS", "LTVTIER"}
+BRAZE_IDENTIFIERS = (
+    "external_ids",
+    "user_aliases",
+    "braze_ids",
+    "email_addresses",
+    "phone_numbers",
+)
 
 
 def subscriber_hash(email: str) -> str:
@@ -113,6 +125,15 @@ class FakeMailchimp(_Fake):
         body = json.loads(request.body or b"{}")
         if request.method == "POST" and request.path == prefix:
             return self._batch(body)
+        deletion = prefix + r"/members/([0-9a-f]{32})/actions/delete-permanent"
+        match = re.fullmatch(deletion, request.path)
+        if request.method == "POST" and match:
+            member = self.members.pop(match[1], None)
+            if member is None:
+                return _mailchimp_error(404, "Resource Not Found", "The member does not exist.")
+            self.compliance.add(member["email_address"].lower())
+            self.bodies.append((request.path, body))
+            return Reply(204)
         match = re.fullmatch(prefix + r"/members/([0-9a-f]{32})/tags", request.path)
         if request.method == "POST" and match:
             member = self.members.get(match[1])
@@ -287,6 +308,8 @@ class FakeKlaviyo(_Fake):
                 else self.list_members.difference_update
             )(ids)
             return Reply(204)
+        if request.method == "POST" and path == "/api/data-privacy-deletion-jobs":
+            return self._delete(body)
         if request.method == "POST" and path == "/api/profile-suppression-bulk-create-jobs":
             profiles = body["data"]["attributes"]["profiles"]["data"]
             if not 0 < len(profiles) <= 100:
@@ -343,6 +366,23 @@ class FakeKlaviyo(_Fake):
             "profile_ids": ids,
         }
         return Reply(202, json.dumps({"data": _job_resource(job_id, self.jobs[job_id])}).encode())
+
+    def _delete(self, body: dict) -> Reply:
+        data = body.get("data") or {}
+        profile = ((data.get("attributes") or {}).get("profile") or {}).get("data") or {}
+        given = {k: v for k, v in (profile.get("attributes") or {}).items() if v}
+        if data.get("type") != "data-privacy-deletion-job" or len(given) != 1:
+            return _klaviyo_error(400, "invalid", "exactly one of email, phone_number or id")
+        ((kind, value),) = given.items()
+        self.bodies.append(("deletion", body))
+        for profile_id in [
+            pid
+            for pid, p in self.profiles.items()
+            if (pid if kind == "id" else str(p.get(kind, "")).lower()) == str(value).lower()
+        ]:
+            del self.profiles[profile_id]
+            self.list_members.discard(profile_id)
+        return Reply(202)
 
     def audience(self) -> dict[str, set[str]]:
         """Addresses on the list and not suppressed -> their segments."""
@@ -402,6 +442,8 @@ class FakeBraze(_Fake):
     def handle(self, request: Request) -> Reply:
         if request.method == "POST" and request.path == "/email/status":
             return self._email_status(json.loads(request.body or b"{}"))
+        if request.method == "POST" and request.path == "/users/delete":
+            return self._delete(json.loads(request.body or b"{}"))
         if request.method != "POST" or request.path != "/users/track":
             return Reply(404, b'{"message": "not found"}')
         body = json.loads(request.body or b"{}")
@@ -438,6 +480,22 @@ class FakeBraze(_Fake):
         if errors:
             answer["errors"] = errors
         return Reply(201, json.dumps(answer).encode())
+
+    def _delete(self, body: dict) -> Reply:
+        kinds = [k for k in BRAZE_IDENTIFIERS if body.get(k)]
+        if len(kinds) != 1 or not isinstance(body[kinds[0]], list) or len(body[kinds[0]]) > 50:
+            return Reply(400, b'{"message": "one kind of identifier, at most 50 of them"}')
+        self.bodies.append(("delete", body))
+        wanted = {str(v).lower() for v in body[kinds[0]]}
+        gone = [
+            user
+            for user, attributes in self.users.items()
+            if (user if kinds[0] == "external_ids" else str(attributes.get("email", "")).lower())
+            in wanted
+        ]
+        for user in gone:
+            del self.users[user]
+        return Reply(201, json.dumps({"deleted": len(gone), "message": "success"}).encode())
 
     def _email_status(self, body: dict) -> Reply:
         emails = body.get("email")

@@ -290,3 +290,94 @@ def test_suppressed_addresses_reach_the_esps_own_suppression_once_each(esp: str,
             connection, destination, rest, "run-5", log=lambda _: None, suppressed=suppressed
         )
         assert later.suppressed == 1
+
+
+@pytest.mark.parametrize("esp", ESPS)
+def test_an_erasure_deletes_the_person_at_the_esp_and_nobody_else(esp: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from inboxgraph.privacy import Person, forget_at_destinations
+
+    audience = _audience(30)
+    connection = _warehouse(tmp_path)
+    with _fakes() as fakes:
+        fake = fakes[esp]
+        destination = _destination(esp, fake)
+        sync(connection, destination, audience, "run-1", log=lambda _: None)
+        connection.close()
+        # The identity map knows the person by another address than the one synced: the
+        # address the sync recorded for the person id is deleted too. An ESP without its key
+        # is left alone.
+        person = Person()
+        person.add("email", "renamed@example.com")
+        person.add("person_id", "p_00003")
+        logged: list[tuple[str, int]] = []
+        deleted = forget_at_destinations(
+            str(tmp_path / "warehouse.duckdb"),
+            person,
+            [destination, _destination(esp, fake, api_key="")],
+            lambda name, n: logged.append((name, n)),
+        )
+        # Klaviyo answers a deletion request per address; the others count the users deleted.
+        assert deleted == {esp: 2 if esp == "klaviyo" else 1}
+        assert logged == [(esp, deleted[esp])]
+        expected = _expected(audience)
+        del expected["person3@example.com"]
+        assert fake.audience() == expected
+        if esp == "mailchimp":  # deleted permanently: never imported again
+            assert "person3@example.com" in fake.compliance
+
+
+def test_an_esp_that_fails_stops_the_erasure_before_it_touches_a_local_layer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from inboxgraph.privacy import forget
+    from inboxgraph.resources.lake import LakeResource
+
+    landing = tmp_path / "landing"
+    day = landing / "web_events" / "2026-11-27"
+    day.mkdir(parents=True)
+    line = b'{"type": "identify", "userId": "u-1", "traits": {"email": "gone@example.com"}}\n'
+    kept = line.replace(b"gone@", b"kept@").replace(b"u-1", b"u-2")
+    (day / "events.jsonl").write_bytes(line + kept)
+    arguments = {
+        "email": "gone@example.com",
+        "user_id": None,
+        "landing": landing,
+        "lake": LakeResource(url=str(tmp_path / "lake")),
+        "warehouse": str(tmp_path / "warehouse.duckdb"),
+        "exports": tmp_path / "exports",
+        "shop_db_url": "",
+    }
+    with _fakes() as fakes:
+        braze = fakes["braze"]
+        braze.users["u-1"] = {"email": "gone@example.com", "inboxgraph_segments": {"s"}}
+        destination = _destination("braze", braze, max_attempts=2)
+        braze.down = True
+        with pytest.raises(dg.Failure, match="Braze answered 503"):
+            forget(**arguments, destinations=[destination])
+        assert (day / "events.jsonl").read_bytes().count(b"@example.com") == 2
+        assert "u-1" in braze.users
+        # Run again once Braze answers: the erasure completes, at the ESP and in the landing.
+        braze.down = False
+        _, receipt = forget(**arguments, destinations=[destination])
+    assert receipt.destinations == {"braze": 1} and "u-1" not in braze.users
+    assert (day / "events.jsonl").read_bytes() == kept
+
+
+def test_forget_on_the_command_line_erases_at_the_esps_whose_keys_are_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import inboxgraph_cli, outside_environment
+
+    with _fakes() as fakes:
+        braze = fakes["braze"]
+        braze.users["u-1"] = {"email": "gone@example.com", "inboxgraph_segments": {"s"}}
+        env = outside_environment(
+            INBOXGRAPH_HOME=str(tmp_path / "home"),
+            INBOXGRAPH_BRAZE_API_KEY=braze.api_key,
+            INBOXGRAPH_BRAZE_API_URL=braze.url,
+        )
+        braze.faults.extend([401])
+        refused = inboxgraph_cli("forget", "--email", "gone@example.com", env=env)
+        assert refused.returncode == 1, refused.stderr
+        assert "Braze refused the API key" in refused.stderr
+        assert "INBOXGRAPH_BRAZE_API_KEY" in refused.stderr and "run it again" in refused.stderr
+        assert "u-1" in braze.users
+        done = inboxgraph_cli("forget", "--email", "gone@example.com", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "braze" in done.stdout and "u-1" not in braze.users

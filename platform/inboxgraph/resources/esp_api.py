@@ -24,6 +24,7 @@ from inboxgraph.resources.http import retrying_session
 
 MAILCHIMP_BATCH = 500  # POST /lists/{list_id}: at most 500 members a call
 BRAZE_BATCH = 75  # /users/track: at most 75 attribute objects a request
+BRAZE_DELETE_BATCH = 50  # /users/delete: at most 50 identifiers a request
 KLAVIYO_BATCH = 1000  # list relationships: at most 1,000 profiles a call (imports take 10,000)
 
 
@@ -159,6 +160,18 @@ class MailchimpApi(_EspApi):
         refused = self._batch(self._session(), members)
         return {e for e in emails if e.lower() not in refused}
 
+    def forget(self, emails: list[str], person_ids: list[str]) -> int:
+        """GDPR erasure: each address's member deleted permanently (``POST
+        /lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent``; Mailchimp then
+        refuses to import the address again). Returns the members deleted (404: none held)."""
+        session = self._session()
+        members = f"{self.base_url}/3.0/lists/{self.list_id}/members"
+        deleted = 0
+        for email in emails:
+            url = f"{members}/{subscriber_hash(email)}/actions/delete-permanent"
+            deleted += self._post(session, url, missing_ok=True).status_code != 404
+        return deleted
+
 
 class BrazeApi(_EspApi):
     """Braze ``/users/track``: one attribute object per person (external id: the person id),
@@ -169,12 +182,16 @@ class BrazeApi(_EspApi):
     vendor: ClassVar[str] = "Braze"
     key_variable: ClassVar[str] = "INBOXGRAPH_BRAZE_API_KEY"
 
-    def send(self, batch: list[Change]) -> Outcome:
+    def _endpoint(self, path: str) -> str:
         if not self.api_url:
             raise dg.Failure(
                 "INBOXGRAPH_BRAZE_API_URL is not set: give your Braze REST endpoint "
                 "(https://rest.<instance>.braze.com)"
             )
+        return f"{self.api_url.rstrip('/')}{path}"
+
+    def send(self, batch: list[Change]) -> Outcome:
+        url = self._endpoint("/users/track")
         session = retrying_session(self.max_attempts, self.backoff_seconds)
         objects: list[dict[str, Any]] = []
         for change in batch:
@@ -197,7 +214,6 @@ class BrazeApi(_EspApi):
             if segments:
                 item["inboxgraph_segments"] = segments
             objects.append(item)
-        url = f"{self.api_url.rstrip('/')}/users/track"
         headers = {"Authorization": f"Bearer {self.api_key}"}
         answer = self._post(session, url, json={"attributes": objects}, headers=headers).json()
         refused = {e.get("index"): e.get("type", "refused") for e in answer.get("errors", [])}
@@ -214,11 +230,25 @@ class BrazeApi(_EspApi):
     def suppress(self, emails: list[str]) -> set[str]:
         """Braze's own subscription state: ``POST /email/status`` unsubscribed."""
         session = retrying_session(self.max_attempts, self.backoff_seconds)
-        url = f"{self.api_url.rstrip('/')}/email/status"
         body = {"email": emails, "subscription_state": "unsubscribed"}
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        self._post(session, url, json=body, headers=headers)
+        self._post(session, self._endpoint("/email/status"), json=body, headers=headers)
         return set(emails)
+
+    def forget(self, emails: list[str], person_ids: list[str]) -> int:
+        """GDPR erasure: ``POST /users/delete`` for the users whose external id is one of the
+        person's ids, then for those with one of the addresses (at most 50 identifiers of one
+        kind a request). Returns the users Braze queued for deletion."""
+        session = retrying_session(self.max_attempts, self.backoff_seconds)
+        url = self._endpoint("/users/delete")
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        deleted = 0
+        for kind, values in (("external_ids", person_ids), ("email_addresses", emails)):
+            for start in range(0, len(values), BRAZE_DELETE_BATCH):
+                body = {kind: values[start : start + BRAZE_DELETE_BATCH]}
+                answer = self._post(session, url, json=body, headers=headers).json()
+                deleted += int(answer.get("deleted") or 0)
+        return deleted
 
 
 class KlaviyoApi(_EspApi):
@@ -318,6 +348,18 @@ class KlaviyoApi(_EspApi):
         }
         self._call(lambda: klaviyo.Profiles.bulk_suppress_profiles(job))
         return set(emails)
+
+    def forget(self, emails: list[str], person_ids: list[str]) -> int:
+        """GDPR erasure: a data privacy deletion request per address
+        (``request_profile_deletion``; Klaviyo deletes every profile with it, in the
+        background). Returns the requests Klaviyo accepted."""
+        klaviyo = self._client()
+        for email in emails:
+            profile = {"data": {"type": "profile", "attributes": {"email": email}}}
+            attributes = {"profile": profile}
+            job = {"data": {"type": "data-privacy-deletion-job", "attributes": attributes}}
+            self._call(lambda job=job: klaviyo.Data_Privacy.request_profile_deletion(job))
+        return len(emails)
 
     def _import(self, klaviyo: Any, staying: list[Change], outcome: Outcome) -> dict[str, str]:
         """One bulk import job for ``staying``; returns person id -> Klaviyo profile id for the

@@ -19,6 +19,8 @@ from inboxgraph.resources.sources import (
 )
 
 HOME = dg.EnvVar("INBOXGRAPH_HOME")
+# The ESPs audiences are synced to (inboxgraph.destinations), each on when its key is set.
+ESP_RESOURCES = ("mailchimp_api", "klaviyo_api", "braze_api")
 LANDING = dg.EnvVar("INBOXGRAPH_LANDING_URL")
 
 
