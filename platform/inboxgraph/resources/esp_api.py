@@ -297,13 +297,15 @@ class KlaviyoApi(_EspApi):
         except ApiException as error:
             if error.status in (401, 403):
                 raise dg.Failure(
-                    f"Klaviyo refused the API key ({error.status}: {str(error.body)[:200]}); "
-                    "check INBOXGRAPH_KLAVIYO_API_KEY",
+                    f"{self.vendor} refused the API key ({error.status}: "
+                    f"{str(error.body)[:200]}); check {self.key_variable}",
                     allow_retries=False,
                 ) from None
-            raise dg.Failure(f"Klaviyo answered {error.status}: {str(error.body)[:300]}") from None
+            raise dg.Failure(
+                f"{self.vendor} answered {error.status}: {str(error.body)[:300]}"
+            ) from None
         except (ConnectionTrouble, ConnectionError) as error:
-            raise dg.Failure(f"Klaviyo could not be reached: {error}") from None
+            raise dg.Failure(f"{self.vendor} could not be reached: {error}") from None
 
     def send(self, batch: list[Change]) -> Outcome:
         if not self.list_id:
