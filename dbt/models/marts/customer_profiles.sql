@@ -11,43 +11,66 @@
 -- One row per person: the unified profile email personalization reads. What depends on the
 -- moment it is read at (days since, percentiles, RFM scores) is in customer_profiles_as_of.
 --
--- Incremental: every profile is worked out from the person-level models, and only the rows
--- whose content changed are written (profile_fingerprint, a hash of every column but the time),
--- so refreshed_at says when a person's profile last changed. A person who is gone (merged into
--- another, or erased) gets a row without a fingerprint, which deletes theirs (macro
--- merge_removing).
-with people as (
+-- Incremental by person (macros/changed_people.sql): a run works out again the profiles of
+-- the people any input of the person-level models changed for since the newest refreshed_at it
+-- holds, and of those whose web activity, demographics or cart a person-level model rewrote
+-- since (a page view, enrichment, a new catalog); it writes only the rows whose content
+-- changed (profile_fingerprint, a hash of every column but the time), so refreshed_at says
+-- when a person's profile last changed. A person who is gone (merged into another, or erased)
+-- gets a row without a fingerprint, which deletes theirs (macro merge_removing).
+{%- set inputs = ['web', 'web_emails', 'esp', 'crm', 'shop'] %}
+{%- if not execute %}{% do affected_people(inputs) %}{% endif %}
+{#- In an incremental run, only the affected people's rows of each person-level model are read. #}
+{%- set theirs = 'person_id in (select person_id from affected)' if is_incremental() else 'true' %}
+with
+{%- if is_incremental() %}
+{%- set since = changed_since(['refreshed_at', 'profile_fingerprint']) %}
+{%- set rewritten %}
+    select person_id
+    from {{ ref('int_person__web_activity_aggregated') }}
+    where built_at > {{ since }}
+    union all
+    select person_id
+    from {{ ref('int_person__demographics_merged') }}
+    where written_at > {{ since }}
+    union all
+    select person_id from {{ ref('int_person__open_carts') }} where written_at > {{ since }}
+{%- endset %}
+{{ affected_people(inputs, since, rewritten) }}
+{%- endif %}
+
+people as (
     select person_id, count(*) as identifier_count
-    from {{ ref('int_identity__persons_assigned') }}
+    from {{ person_identifiers() }}
     group by person_id
 ),
 
 emails as (
-    select * from {{ ref('int_person__emails_ranked') }} where email_rank = 1
+    select * from {{ ref('int_person__emails_ranked') }} where email_rank = 1 and {{ theirs }}
 ),
 
 demographics as (
-    select * from {{ ref('int_person__demographics_merged') }}
+    select * from {{ ref('int_person__demographics_merged') }} where {{ theirs }}
 ),
 
 web as (
-    select * from {{ ref('int_person__web_activity_aggregated') }}
+    select * from {{ ref('int_person__web_activity_aggregated') }} where {{ theirs }}
 ),
 
 engagement as (
-    select * from {{ ref('int_person__email_engagement_counted') }}
+    select * from {{ ref('int_person__email_engagement_counted') }} where {{ theirs }}
 ),
 
 transactions as (
-    select * from {{ ref('int_person__orders_summarized') }}
+    select * from {{ ref('int_person__orders_summarized') }} where {{ theirs }}
 ),
 
 carts as (
-    select * from {{ ref('int_person__open_carts') }}
+    select * from {{ ref('int_person__open_carts') }} where {{ theirs }}
 ),
 
 consent as (
-    select * from {{ ref('int_person__email_status_decided') }}
+    select * from {{ ref('int_person__email_status_decided') }} where {{ theirs }}
 ),
 
 final as (
@@ -148,7 +171,8 @@ select held.* replace (cast(null as ubigint) as profile_fingerprint)
 select held.*, cast(null as ubigint) as profile_fingerprint
 {%- endif %}
 from {{ this }} as held
-where not exists (select 1 from final where final.person_id = held.person_id)
+where held.person_id in (select person_id from affected)
+    and not exists (select 1 from final where final.person_id = held.person_id)
 {% else %}
 select * from fingerprinted
 {% endif %}

@@ -1,15 +1,26 @@
+{{ config(**person_incremental_config()) }}
+
 -- One row per person: what the ESP saw of their email (sends, opens, clicks).
-with events as (
+-- Incremental by person (macros/changed_people.sql): a run counts again the people with an ESP
+-- event built since its last, and those whose identifiers changed, from all of their events.
+{%- set inputs = ['esp'] %}
+{%- if not execute %}{% do affected_people(inputs) %}{% endif %}
+with
+{%- if is_incremental() %}
+{{ affected_people(inputs) }}
+{%- endif %}
+
+events as (
     select * from {{ ref('stg_esp__events') }}
 ),
 
 persons as (
     select person_id, identifier_value as email
-    from {{ ref('int_identity__persons_assigned') }}
+    from {{ person_identifiers() }}
     where identifier_type = 'email'
 ),
 
-final as (
+counted as (
     select
         persons.person_id,
         count(*) filter (where events.event_type = 'delivered') as emails_delivered,
@@ -24,4 +35,4 @@ final as (
     group by persons.person_id
 )
 
-select * from final
+{{ person_rows('counted') }}

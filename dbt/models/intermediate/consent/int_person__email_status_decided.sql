@@ -1,7 +1,27 @@
+{{ config(**person_incremental_config()) }}
+
 -- One row per person with a consent signal: email_status by the rules, in their order.
-with signals as (
+-- Incremental by person (macros/changed_people.sql): a run decides again for the people with an
+-- ESP event, a profile event or a CRM record written since its last, and those whose
+-- identifiers changed, from all of their signals.
+{%- set inputs = ['web', 'esp', 'crm'] %}
+{%- if not execute %}
+    {%- do affected_people(inputs) %}
+    {%- do consent_signals('affected_identifiers') %}
+{%- endif %}
+with
+{%- if is_incremental() %}
+{{ affected_people(inputs) }}
+
+signals as (
+    {{ consent_signals('affected_identifiers') | indent(4) }}
+),
+{%- else %}
+
+signals as (
     select * from {{ ref('int_person__consent_signals_unioned') }}
 ),
+{%- endif %}
 
 per_person as (
     select
@@ -18,7 +38,7 @@ per_person as (
     group by person_id
 ),
 
-final as (
+decided as (
     select
         *,
         case
@@ -35,4 +55,4 @@ final as (
     from per_person
 )
 
-select * from final
+{{ person_rows('decided') }}

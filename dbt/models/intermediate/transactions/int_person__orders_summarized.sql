@@ -1,6 +1,19 @@
+{{ config(**person_incremental_config()) }}
+
 -- One row per person with orders: counts, value, first and last order.
-with orders as (
+-- Incremental by person (macros/changed_people.sql), as int_person__orders_combined.
+{%- set inputs = ['web', 'shop'] %}
+{%- if not execute %}{% do affected_people(inputs) %}{% endif %}
+with
+{%- if is_incremental() %}
+{{ affected_people(inputs) }}
+{%- endif %}
+
+orders as (
     select * from {{ ref('int_person__orders_combined') }}
+    {%- if is_incremental() %}
+    where person_id in (select person_id from affected)
+    {%- endif %}
 ),
 
 per_person as (
@@ -15,4 +28,4 @@ per_person as (
     group by person_id
 )
 
-select * from per_person
+{{ person_rows('per_person') }}
