@@ -32,9 +32,7 @@
     than once. -#}
 {% macro affected_people(inputs, since=none, also=none) -%}
 affected as materialized (
-    select person_id
-    from ({{ people_changed_since(since or changed_since(), inputs) }})
-    where person_id is not null
+    {{ people_changed_since(since or changed_since(), inputs) }}
     {%- if also %}
 
     union
@@ -52,9 +50,9 @@ affected as materialized (
 ),
 
 affected_identifiers as materialized (
-    select persons.*
-    from {{ ref('int_identity__persons_assigned') }} as persons
-    inner join affected using (person_id)
+    select *
+    from {{ ref('int_identity__persons_assigned') }}
+    where person_id in (select person_id from affected)
 ),
 {%- endmacro %}
 
@@ -68,30 +66,29 @@ affected_identifiers as materialized (
     {{- return(held) }}
 {%- endmacro %}
 
-{#- The people (their current person ids, a null among them) with an input written after
-    `since` (a timestamp literal), one select. Always the people with an identifier resolved
-    again after it (a merge, a split, a new identifier or link: int_identity__components_resolved
-    resolves a changed component's every identifier again); and by `inputs`, a list of:
-      * 'web': people with a profile event (identify, cart, order) built after it, and every
-        person with a completed order of the same order id (which of them holds it can change);
-      * 'web_emails': people whose address a parsed web event named after it (identify traits,
-        Mixpanel's $email), which ranks their addresses;
-      * 'esp': people whose address has an ESP event built after it;
-      * 'crm': people of the HubSpot contacts and Salesforce contacts and leads extracted after
-        it, by record id and by address;
-      * 'shop': people of the shop customers extracted after it, by customer id and address, and
-        of the shop orders extracted after it: every customer any version of such an order
-        names, and every person with a web order of its id.
-    Extracts are read in the lake, every version: a new version that changes nothing marks its
-    person all the same. -#}
+{#- The people (their current person ids) with an input written after `since` (a timestamp
+    literal), one select. Always the people with an identifier resolved again after it (a
+    merge, a split, a new identifier or link: int_identity__components_resolved resolves a
+    changed component's every identifier again); and the people with an identifier that one of
+    `inputs` names, a list of:
+      * 'web': the user and anonymous ids of the profile events (identify, cart, order) built
+        after it, and of every completed order of the same order id (which person holds it can
+        change);
+      * 'web_emails': the addresses parsed web events built after it named (identify traits,
+        Mixpanel's $email), which rank their people's addresses;
+      * 'esp': the addresses of the ESP events built after it;
+      * 'crm': the ids and addresses of the HubSpot contacts and Salesforce contacts and leads
+        extracted after it;
+      * 'shop': the ids and addresses of the shop customers extracted after it, the customers
+        any version of a shop order extracted after it names, and the web ids of every completed
+        order of its id.
+    An event's user id and its anonymous id both count, though only one of them decides whose
+    the event is: a few more people than changed, never fewer. Extracts are read in the lake,
+    every version: a new version that changes nothing marks its person all the same. The persons
+    are read once, against the changed identifiers (a semi join: those are few). -#}
 {% macro people_changed_since(since, inputs) -%}
-{%- set persons = ref('int_identity__persons_assigned') %}
-{%- if 'web' in inputs or 'shop' in inputs %}
-    {%- set profile_events = ref('int_web__profile_events') %}
-{%- endif %}
 {%- set extracted = "strftime(" ~ since ~ ", '%Y%m%dT%H%M%S%fZ')" %}
-{#- Events naming an address (relation, column), and extracts (lake table, id type, id column):
-    their addresses and ids are the changed identifiers. #}
+{#- Events naming an address (relation, column), and extracts (lake table, id type, id column). #}
 {%- set events_naming_emails = [] %}
 {%- if 'web_emails' in inputs %}
     {%- do events_naming_emails.append((ref('int_web__events_parsed'), 'traits_email')) %}
@@ -110,47 +107,43 @@ affected_identifiers as materialized (
 {%- endif %}
     select person_id
     from {{ ref('int_identity__components_resolved') }}
-    where resolved_at > {{ since }}
-    {%- if 'web' in inputs %}
-
-    union all
-
-    select coalesce(by_user.person_id, by_device.person_id)
-    from {{ profile_events }} as events
-    {{ web_event_person_joins('events', persons) }}
-    where events.built_at > {{ since }}
-    {%- endif %}
-    {%- if 'web' in inputs or 'shop' in inputs %}
-
-    union all
-
-    select coalesce(by_user.person_id, by_device.person_id)
-    from {{ profile_events }} as events
-    {{ web_event_person_joins('events', persons) }}
-    where events.event_name = 'Order Completed'
-        and events.order_id in (
-            {%- if 'web' in inputs %}
-            select order_id
-            from {{ profile_events }}
-            where built_at > {{ since }} and event_name = 'Order Completed'
-            {%- endif %}
-            {%- if 'web' in inputs and 'shop' in inputs %}
-            union all
-            {%- endif %}
-            {%- if 'shop' in inputs %}
-            select order_id
-            from {{ source('lake', 'shop_orders') }}
-            where extracted_at > {{ extracted }}
-            {%- endif %}
-        )
-    {%- endif %}
+    where resolved_at > {{ since }} and person_id is not null
 
     union all
 
     select persons.person_id
-    from {{ persons }} as persons
-    inner join (
+    from {{ ref('int_identity__persons_assigned') }} as persons
+    semi join (
         select null as identifier_type, null as identifier_value where false
+        {%- if 'web' in inputs or 'shop' in inputs %}
+        {%- for column in ['user_id', 'anonymous_id'] %}
+        union all
+        select '{{ column }}', {{ column }}
+        from {{ ref('int_web__profile_events') }}
+        where {{ column }} is not null
+            and (
+                {%- if 'web' in inputs %}
+                built_at > {{ since }}
+                or
+                {%- endif %}
+                (event_name = 'Order Completed' and order_id in (
+                    {%- if 'web' in inputs %}
+                    select order_id
+                    from {{ ref('int_web__profile_events') }}
+                    where built_at > {{ since }} and event_name = 'Order Completed'
+                    {%- endif %}
+                    {%- if 'web' in inputs and 'shop' in inputs %}
+                    union all
+                    {%- endif %}
+                    {%- if 'shop' in inputs %}
+                    select order_id
+                    from {{ source('lake', 'shop_orders') }}
+                    where extracted_at > {{ extracted }}
+                    {%- endif %}
+                ))
+            )
+        {%- endfor %}
+        {%- endif %}
         {%- for relation, column in events_naming_emails %}
         union all
         select 'email', {{ column }} from {{ relation }} where built_at > {{ since }}
