@@ -206,7 +206,7 @@ affected_identifiers as materialized (
 
 {#- The web events of `events` (a relation) with their person_id, by the rule of
     web_events_attributed (the user id decides when it is some person's, else the anonymous
-    id), keeping only the events of the people in `persons`: the relation
+    id; that macro itself for everyone), keeping only the events of the people in `persons`: the relation
     int_identity__persons_assigned, or the name of a CTE of some of its rows (in an incremental
     run, affected_identifiers). -#}
 {% macro web_events_of(events, persons) -%}
@@ -232,12 +232,7 @@ affected_identifiers as materialized (
     where by_user.person_id is not null
         or (by_device.person_id is not null and known_user.person_id is null)
     {%- else %}
-    select
-        events.*,
-        coalesce(by_user.person_id, by_device.person_id) as person_id
-    from {{ events }} as events
-    {{ web_event_person_joins('events', persons) }}
-    where coalesce(by_user.person_id, by_device.person_id) is not null
+    {{ web_events_attributed(events) }}
     {%- endif %}
 {%- endmacro %}
 
