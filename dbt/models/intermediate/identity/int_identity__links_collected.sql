@@ -237,6 +237,9 @@ clean as (
     union all select * from esp_links
 ),
 
+-- One event can make the same link under two rules (an alias whose anonymous id is its
+-- previous id is also an event with both ids): the rule breaks the tie, so every build keeps
+-- the same one.
 collected as (
     select
         {{ dbt.hash("left_type || ':' || left_value || '|' || right_type || ':' || right_value") }}
@@ -245,9 +248,9 @@ collected as (
         left_value,
         right_type,
         right_value,
-        arg_min(rule, (occurred_at, source_record_id)) as rule,
-        arg_min(source, (occurred_at, source_record_id)) as source,
-        arg_min(source_record_id, (occurred_at, source_record_id)) as source_record_id,
+        arg_min(rule, (occurred_at, source_record_id, rule)) as rule,
+        arg_min(source, (occurred_at, source_record_id, rule)) as source,
+        arg_min(source_record_id, (occurred_at, source_record_id, rule)) as source_record_id,
         min(occurred_at) as first_observed_at,
         cast(sum(observations) as bigint) as observations,
         max(received_date) as last_received_date
