@@ -29,13 +29,7 @@
 {#- True when the model's table (`this`) has `column`: a table built before the column existed
     lacks it, and its incremental run starts over as if the table were empty. -#}
 {% macro holds_column(column) -%}
-    {%- set held = false %}
-    {%- if execute %}
-        {%- set held = column in (
-            adapter.get_columns_in_relation(this) | map(attribute='name') | list
-        ) %}
-    {%- endif %}
-    {{- return(held) }}
+    {{- return(holds_columns([column])) }}
 {%- endmacro %}
 
 {#- True when `column` (a date) is one of `days` (ISO dates, macro received_dates): false for
