@@ -82,6 +82,22 @@ def test_accepting_makes_the_current_map_the_measure() -> None:
         assert measure_stability(con).changed_people == 0
 
 
+def test_accepting_again_holds_the_map_as_it_is_now() -> None:
+    """A later accept writes only the identifiers that differ, and what it holds is still the
+    whole current map: a moved identifier, the ones gone and a new one alike."""
+    with duckdb.connect() as con:
+        _map(con, BEFORE)
+        accept(con)
+        now = [("email:ann@x", "p_bob"), *BEFORE[1:5], ("email:eve@x", "p_eve")]
+        _map(con, now)
+        accept(con)
+        accepted = con.execute(
+            "select identifier_id, person_id from identity.accepted_persons"
+        ).fetchall()
+        assert measure_stability(con).changed_people == 0
+    assert sorted(accepted) == sorted(now)
+
+
 def test_size_and_churn_warnings_name_what_is_over() -> None:
     with duckdb.connect() as con:
         _map(con, [(f"anonymous_id:d{n}", "p_big") for n in range(30)] + BEFORE)

@@ -81,12 +81,24 @@ with accepted as (
 
 known as (
     select distinct person_id from accepted where identifier_type = 'email'
+),
+
+compared as (
+    select accepted.person_id as before, now.person_id as after
+    from accepted
+    inner join marts.identity_map as now using (identifier_id)
+    where accepted.person_id in (select person_id from known)
+),
+
+-- Only a person an identifier moved from or to can be merged, split or renamed: every other
+-- person's identifiers all kept their person_id, so their rows would change no count.
+moved as (
+    select before, after from compared where before != after
 )
 
-select accepted.person_id as before, now.person_id as after, count(*) as identifiers
-from accepted
-inner join marts.identity_map as now using (identifier_id)
-where accepted.person_id in (select person_id from known)
+select before, after, count(*) as identifiers
+from compared
+where before in (select before from moved) or after in (select after from moved)
 group by all
 """
 
@@ -160,12 +172,40 @@ def measure_stability(con: duckdb.DuckDBPyConnection, top: int = 10) -> Stabilit
 
 
 def accept(con: duckdb.DuckDBPyConnection) -> None:
-    """Make the current identity map the one later changes are measured against."""
+    """Make the current identity map the one later changes are measured against: the
+    identifiers whose person_id differs from the accepted one, or that came or went, are
+    written (one transaction), not the whole map again."""
     con.execute("create schema if not exists identity")
-    con.execute(
-        f"create or replace table {BASELINE} as "
-        "select identifier_id, person_id from marts.identity_map"
-    )
+    if not _has_baseline(con):
+        con.execute(
+            f"create table {BASELINE} as select identifier_id, person_id from marts.identity_map"
+        )
+        return
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"""
+            create or replace temp table accepted_changes as
+            select identifier_id, now.person_id, now.identifier_id is not null as present
+            from marts.identity_map as now
+            full join {BASELINE} as accepted using (identifier_id)
+            where now.person_id is distinct from accepted.person_id
+                or now.identifier_id is null
+                or accepted.identifier_id is null
+            """
+        )
+        con.execute(
+            f"delete from {BASELINE} "
+            "where identifier_id in (select identifier_id from accepted_changes)"
+        )
+        con.execute(
+            f"insert into {BASELINE} "
+            "select identifier_id, person_id from accepted_changes where present"
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 @dataclass(frozen=True)
@@ -179,17 +219,23 @@ class Shape:
 
 def measure_shape(con: duckdb.DuckDBPyConnection, top: int = 5) -> Shape:
     """How many identifiers people hold: the largest, the 99th percentile."""
+    con.execute(
+        "create or replace temp table person_sizes as "
+        "select person_id, count(*) as n from marts.identity_map group by person_id"
+    )
     people, identifiers, largest, p99 = con.execute(
         """
         select count(*), coalesce(sum(n), 0), coalesce(max(n), 0),
             coalesce(quantile_cont(n, 0.99), 0)
-        from (select person_id, count(*) as n from marts.identity_map group by person_id)
+        from person_sizes
         """
     ).fetchone()
     rows = con.execute(
         f"""
-        select person_id, count(*) as n, histogram(identifier_type) as types
-        from marts.identity_map group by person_id order by n desc, person_id limit {top}
+        with largest as (select * from person_sizes order by n desc, person_id limit {top})
+        select person_id, largest.n, histogram(identifier_type) as types
+        from largest inner join marts.identity_map using (person_id)
+        group by all order by largest.n desc, person_id
         """
     ).fetchall()
     return Shape(
