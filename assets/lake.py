@@ -337,6 +337,42 @@ def _since(lake: LakeResource, source: str, column: str, lookback: timedelta) ->
     return None if high_water_mark is None else high_water_mark - lookback
 
 
+def _folder_unchanged(
+    context: dg.AssetExecutionContext, lake: LakeResource, source: str, stamps: str | None
+) -> bool:
+    """Whether ``source``'s landing folder holds the files last landed: their version, observed
+    on ``sources/<source>`` before a landing that finished, and the lake still holds the table.
+    Otherwise the folder's version is observed now, before its files are read; files without
+    stamps (an object store) are read on every run."""
+    if stamps is None:
+        return False
+    key = dg.AssetKey(["sources", source])
+    # The landing code is part of what was landed: a new one reads every file again.
+    version = f"{CODE_VERSION}:{stamps}"
+    if landed_version(context.instance, key, context.asset_key) == version and lake.files(
+        "raw", source
+    ):
+        return True
+    context.log_event(dg.AssetObservation(asset_key=key, tags={DATA_VERSION_TAG: version}))
+    return False
+
+
+def _kept(
+    context: dg.AssetExecutionContext, lake: LakeResource, source: str, files: int, started: float
+) -> dg.MaterializeResult:
+    """An extract whose folder is unchanged since it landed: nothing read, the table as it is."""
+    context.log.info(f"{source}: {files} file(s) unchanged since they landed")
+    return _result(
+        0,
+        0,
+        empty_quarantine(),
+        [],
+        started,
+        data_version=_files_version(lake, source),
+        files_unchanged=files,
+    )
+
+
 def _land_batch(
     context: dg.AssetExecutionContext,
     lake: LakeResource,
@@ -467,8 +503,12 @@ def salesforce_pull(
 def hubspot_contacts_lake(
     context: dg.AssetExecutionContext, lake: LakeResource, crm: HubspotContactsSource
 ) -> dg.MaterializeResult:
-    """CRM contacts, one row per contact version, extracted incrementally by updatedAt."""
+    """CRM contacts, one row per contact version, extracted incrementally by updatedAt; a
+    folder of pages unchanged since it landed is not read again."""
     started = time.monotonic()
+    pages = crm.files()
+    if _folder_unchanged(context, lake, "hubspot_contacts", crm.version(pages)):
+        return _kept(context, lake, "hubspot_contacts", len(pages), started)
     since = _since(lake, "hubspot_contacts", "updated_at", timedelta(minutes=crm.lookback_minutes))
     contacts = crm.read(since)
     return _land_batch(
@@ -504,6 +544,9 @@ def _salesforce_lake_asset(source: str) -> dg.AssetsDefinition:
         started = time.monotonic()
         lake: LakeResource = context.resources.lake
         reader: SalesforceRecordsSource = getattr(context.resources, f"{source}_source")
+        pages = reader.files()
+        if _folder_unchanged(context, lake, source, reader.version(pages)):
+            return _kept(context, lake, source, len(pages), started)
         lookback = timedelta(minutes=reader.lookback_minutes)
         since = _since(lake, source, "system_modstamp", lookback)
         records = reader.read(since)
@@ -628,31 +671,22 @@ def enrichment_lake(
     (inboxgraph.sensors.landed_version), no file is read again and the table stays.
     """
     started = time.monotonic()
-    source = dg.AssetKey(["sources", "enrichment"])
     files = enrichment_files.files()
     stamps = enrichment_files.version(files)
-    # The landing code is part of what was landed: a new one reads every file again.
-    version = None if stamps is None else f"{CODE_VERSION}:{stamps}"
     # What the table holds, the same whether the files are read or kept; files read without a
     # stamp (an object store) are always news.
-    data_version = None if version is None else _digest(version)
-    if version is not None and landed_version(context.instance, source, context.asset_key) == (
-        version
-    ):
-        kept = [str(path) for path in lake.files("raw", "enrichment")]
-        if kept:
-            context.log.info(f"enrichment: {len(files)} file(s) unchanged since they landed")
-            return _result(
-                0,
-                0,
-                empty_quarantine(),
-                kept,
-                started,
-                data_version=data_version,
-                files_unchanged=len(files),
-            )
-    if version is not None:
-        context.log_event(dg.AssetObservation(asset_key=source, tags={DATA_VERSION_TAG: version}))
+    data_version = None if stamps is None else _digest(f"{CODE_VERSION}:{stamps}")
+    if _folder_unchanged(context, lake, "enrichment", stamps):
+        context.log.info(f"enrichment: {len(files)} file(s) unchanged since they landed")
+        return _result(
+            0,
+            0,
+            empty_quarantine(),
+            [str(path) for path in lake.files("raw", "enrichment")],
+            started,
+            data_version=data_version,
+            files_unchanged=len(files),
+        )
     rows_in = landed = 0
     paths: list[str] = []
     quarantine_frames = []

@@ -281,6 +281,50 @@ def test_an_unchanged_enrichment_file_is_not_landed_again(platform_home: Paths) 
     assert read_table(platform_home, "enrichment")["email"].to_list() == ["a@example.com"]
 
 
+def test_an_unchanged_crm_folder_is_not_read_again(platform_home: Paths) -> None:
+    pages = Path(platform_home.landing_url) / "hubspot" / "contacts"
+    pages.mkdir(parents=True)
+    contact = {
+        "id": "1",
+        "properties": {"email": "ann@example.com", "firstname": "Ann"},
+        "createdAt": "2026-11-01T00:00:00.000Z",
+        "updatedAt": "2026-11-01T00:00:00.000Z",
+        "archived": False,
+    }
+    (pages / "page-1.json").write_bytes(orjson.dumps({"results": [contact]}))
+    instance = dg.DagsterInstance.ephemeral()
+    key = dg.AssetKey(["lake", "hubspot_contacts"])
+
+    def land() -> tuple[dict, str | None]:
+        result = dg.materialize(
+            batch_assets(),
+            resources=source_resources(),
+            selection=dg.AssetSelection.assets(key),
+            instance=instance,
+        )
+        (record,) = instance.fetch_materializations(key, limit=1).records
+        version = (record.asset_materialization.tags or {}).get("dagster/data_version")
+        return metadata(result, "hubspot_contacts"), version
+
+    first, first_version = land()
+    assert (first["rows_in"], first["rows_landed"]) == (1, 1)
+
+    again, again_version = land()
+    assert (again["rows_in"], again["rows_landed"], again["files_unchanged"]) == (0, 0, 1)
+    assert again_version == first_version, "the table did not change: the warehouse keeps it"
+
+    later = dict(contact, id="2", updatedAt="2026-11-02T00:00:00.000Z")
+    later["properties"] = {"email": "bo@example.com"}
+    (pages / "page-2.json").write_bytes(orjson.dumps({"results": [later]}))
+    changed, changed_version = land()
+    assert changed["rows_landed"] == 1 and "files_unchanged" not in changed
+    assert changed_version != first_version
+    assert sorted(read_table(platform_home, "hubspot_contacts")["email"]) == [
+        "ann@example.com",
+        "bo@example.com",
+    ]
+
+
 def test_enrichment_without_an_email_column_is_a_clear_error(platform_home: Paths) -> None:
     folder = Path(platform_home.landing_url) / "enrichment"
     folder.mkdir(parents=True)

@@ -68,6 +68,19 @@ class LandingResource(dg.ConfigurableResource):
             )
         return Path(landing)
 
+    def stamp(self, path: str) -> str | None:
+        """``name:size:mtime`` of a local file; None on an object store, where a file may be
+        replaced under the same name and is read on every run."""
+        return None if is_remote(path) else name_of(path) + _size_and_time(path)
+
+    def version(self, files: list[str]) -> str | None:
+        """A hash of the files' stamps (the folder's data version); None when any file has
+        no stamp, so its folder counts as changed every time."""
+        stamps = [self.stamp(path) for path in files]
+        if any(stamp is None for stamp in stamps):
+            return None
+        return fingerprint(stamps)  # type: ignore[arg-type]
+
     def require_landing(self) -> None:
         """A local landing zone must exist: a missing one is a wrong setting, not an empty
         source."""
@@ -244,10 +257,13 @@ class HubspotContactsSource(LandingResource):
     def root(self) -> str:
         return self.landing("hubspot", "contacts")
 
-    def read(self, since: datetime | None) -> pl.DataFrame:
+    def files(self) -> list[str]:
         self.require_landing()
+        return _files_in(self.root, ".json")
+
+    def read(self, since: datetime | None) -> pl.DataFrame:
         columns: dict[str, list] = {name: [] for name in HUBSPOT_SCHEMA}
-        pages = _files_in(self.root, ".json")
+        pages = self.files()
         for page in pages:
             body = orjson.loads(store_for(page).read_bytes(page))
             source_file = str(page)
@@ -296,8 +312,11 @@ class SalesforceRecordsSource(LandingResource):
     def root(self) -> str:
         return self.landing("salesforce", SALESFORCE_FOLDERS[self.source])
 
-    def read(self, since: datetime | None) -> pl.DataFrame:
+    def files(self) -> list[str]:
         self.require_landing()
+        return _files_in(self.root, ".json")
+
+    def read(self, since: datetime | None) -> pl.DataFrame:
         columns: dict[str, list] = {name: [] for name in SALESFORCE_SCHEMA}
 
         def add(raw: str, page: str, position: int, error: str | None) -> None:
@@ -306,7 +325,7 @@ class SalesforceRecordsSource(LandingResource):
             columns["_line"].append(position)
             columns["_page_error"].append(error)
 
-        for page in _files_in(self.root, ".json"):
+        for page in self.files():
             data = store_for(page).read_bytes(page)
             try:
                 body = orjson.loads(data)
@@ -451,19 +470,6 @@ class EnrichmentSource(LandingResource):
     def files(self) -> list[str]:
         self.require_landing()
         return _files_in(self.root, ".csv")
-
-    def stamp(self, path: str) -> str | None:
-        """``name:size:mtime`` of a local file; None on an object store, where a provider's
-        snapshot may be replaced under the same name and is read on every run."""
-        return None if is_remote(path) else name_of(path) + _size_and_time(path)
-
-    def version(self, files: list[str]) -> str | None:
-        """A hash of the files' stamps (the folder's data version); None when any file has
-        no stamp, so its folder counts as changed every time."""
-        stamps = [self.stamp(path) for path in files]
-        if any(stamp is None for stamp in stamps):
-            return None
-        return fingerprint(stamps)  # type: ignore[arg-type]
 
     def read(self, path: str) -> pl.DataFrame:
         rows = pl.read_csv(_read_text_file(str(path)), infer_schema=False, encoding="utf8-lossy")
